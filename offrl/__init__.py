@@ -1,0 +1,3 @@
+"""offrl: offline and continuous-control reinforcement learning in PyTorch."""
+
+__version__ = "0.1.0"

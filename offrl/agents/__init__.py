@@ -1,0 +1,38 @@
+"""Agent registry: ``make_agent(name or config, obs_dim, act_dim)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from offrl.agents.base import Agent, AgentConfig
+from offrl.agents.bc import BC
+from offrl.agents.td3bc import TD3BC
+from offrl.errors import ConfigError
+
+AGENTS: dict[str, type[Agent]] = {"bc": BC, "td3bc": TD3BC}
+
+
+def agent_config(cfg: dict[str, Any] | Any) -> AgentConfig:
+    """Typed config for ``cfg['name']``; an unknown key or a wrong type is a ConfigError."""
+    raw = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    name = raw.get("name")
+    if name not in AGENTS:
+        raise ConfigError(f"agent.name='{name}' is unknown; expected one of {sorted(AGENTS)}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(AGENTS[name].config_class), raw)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"agent '{name}': {str(err).splitlines()[0]}") from None
+    return OmegaConf.to_object(merged)
+
+
+def make_agent(cfg: dict[str, Any] | AgentConfig | Any, obs_dim: int, act_dim: int, device: str = "cpu") -> Agent:
+    config = cfg if isinstance(cfg, AgentConfig) else agent_config(cfg)
+    with torch.device(device):  # build parameters (and fused optimisers) directly on the device
+        return AGENTS[config.name](config, obs_dim, act_dim)
+
+
+__all__ = ["AGENTS", "Agent", "AgentConfig", "agent_config", "make_agent"]

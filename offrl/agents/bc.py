@@ -1,0 +1,44 @@
+"""Behaviour cloning (card C.1): a deterministic policy regressed onto dataset actions.
+
+    L_BC = E_B || pi_theta(s) - a ||^2      (mean over batch and action dims)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.data.store import Batch
+from offrl.nets import DeterministicActor
+
+
+@dataclass
+class BCConfig(AgentConfig):
+    name: str = "bc"
+    lr: float = 3e-4
+
+
+class BC(Agent):
+    config_class = BCConfig
+    compiled_methods = ("update",)
+
+    def __init__(self, cfg: BCConfig, obs_dim: int, act_dim: int) -> None:
+        super().__init__(cfg, obs_dim, act_dim)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
+        self.optimizers = {"actor": adam(self.actor, cfg.lr)}
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        loss = F.mse_loss(self.actor(batch.obs), batch.actions)
+        opt = self.optimizers["actor"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"bc_loss": loss.detach()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        return self.actor(obs)

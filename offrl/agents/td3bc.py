@@ -1,0 +1,94 @@
+"""TD3+BC (Fujimoto & Gu, NeurIPS 2021; card C.2): TD3 with a behaviour-cloning term in the actor loss.
+
+Per iteration (TD3 backbone, card C.0):
+    a' = clip(pi_target(s') + clip(eps, -c, c), -1, 1),   eps ~ N(0, sigma^2)
+    y  = r + gamma (1 - d) min_j Q_target_j(s', a')
+    L_Q = sum_j MSE(Q_j(s, a), y)
+every ``policy_freq`` iterations:
+    lambda  = alpha / sg(mean |Q_1(s, pi(s))|)
+    L_actor = -lambda mean Q_1(s, pi(s)) + MSE(pi(s), a)
+    Polyak-update target actor and target critics with rate tau.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.data.store import Batch
+from offrl.nets import DeterministicActor, EnsembleCritic, frozen_copy, polyak_update
+
+
+@dataclass
+class TD3BCConfig(AgentConfig):
+    name: str = "td3bc"
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    discount: float = 0.99
+    tau: float = 0.005
+    policy_noise: float = 0.2  # sigma of the target-policy smoothing noise
+    noise_clip: float = 0.5  # c
+    policy_freq: int = 2
+    alpha: float = 2.5
+    exploration_noise: float = 0.1  # std of the Gaussian added by act(deterministic=False)
+
+
+class TD3BC(Agent):
+    config_class = TD3BCConfig
+    compiled_methods = ("critic_step", "actor_step")
+
+    def __init__(self, cfg: TD3BCConfig, obs_dim: int, act_dim: int) -> None:
+        super().__init__(cfg, obs_dim, act_dim)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
+        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.hidden_dims)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic_target = frozen_copy(self.critic)
+        self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr)}
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        metrics = self.critic_step(batch)
+        self.num_updates += 1
+        if self.num_updates % self.cfg.policy_freq == 0:
+            metrics.update(self.actor_step(batch))
+        return metrics
+
+    def critic_step(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():
+            noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            next_actions = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
+            target_q = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
+            y = batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
+        q = self.critic(batch.obs, batch.actions)  # (2, B)
+        critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(dim=1).sum()
+        opt = self.optimizers["critic"]
+        opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        opt.step()
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
+
+    def actor_step(self, batch: Batch) -> dict[str, Tensor]:
+        pi = self.actor(batch.obs)
+        q1 = self.critic(batch.obs, pi, members=slice(0, 1))[0]
+        lmbda = self.cfg.alpha / q1.abs().mean().detach()
+        bc_loss = F.mse_loss(pi, batch.actions)
+        actor_loss = -lmbda * q1.mean() + bc_loss
+        opt = self.optimizers["actor"]
+        opt.zero_grad(set_to_none=True)
+        actor_loss.backward(inputs=list(self.actor.parameters()))  # no critic weight gradients
+        opt.step()
+        polyak_update(self.critic_target, self.critic, self.cfg.tau)
+        polyak_update(self.actor_target, self.actor, self.cfg.tau)
+        return {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss.detach(), "lambda": lmbda,
+                "q_policy": q1.mean().detach()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        action = self.actor(obs)
+        if not deterministic:
+            action = (action + self.cfg.exploration_noise * torch.randn_like(action)).clamp(-1.0, 1.0)
+        return action

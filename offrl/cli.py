@@ -1,0 +1,150 @@
+"""The ``offrl`` command.
+
+    offrl train [hydra overrides...]      train (Hydra-composed config, see conf/)
+    offrl train resume=<run dir>           continue a run from its last checkpoint
+    offrl datasets list                    datasets offrl can build, with size and reference returns
+    offrl datasets build <name> [--size N] generate a dataset into the cache directory
+
+User mistakes (bad config, bad data) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from offrl.errors import OffrlError, TrainingDiverged
+
+GROUPS = ("agent", "dataset", "trainer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "train":
+            return _train(rest)
+        if command == "datasets":
+            return _datasets(rest)
+    except OffrlError as err:
+        print(f"offrl: error: {err}", file=sys.stderr)
+        return 2
+    print(f"offrl: error: unknown command '{command}'; expected 'train' or 'datasets'", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------------- train
+def _train(overrides: list[str]) -> int:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    from offrl.config import register_configs
+
+    register_configs()
+    resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), None)
+    if resume and not any(o.startswith("hydra.run.dir=") for o in overrides):
+        overrides += [f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
+    entered = False
+    status = 0
+
+    @hydra.main(version_base="1.3", config_path="pkg://offrl.conf", config_name="config")
+    def task(cfg: DictConfig) -> None:
+        nonlocal entered, status
+        entered = True
+        from offrl.run import train
+
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        try:
+            if cfg.resume:
+                cfg = _resumed_config(cfg, Path(cfg.resume), HydraConfig.get().overrides.task)
+            results = train(cfg, run_dir)
+        except OffrlError as err:
+            print(f"offrl: error: {err}", file=sys.stderr)
+            status = 2
+            return
+        except TrainingDiverged as err:
+            print(f"offrl: training diverged: {err}", file=sys.stderr)
+            status = 1
+            return
+        score = results["normalized_score"]
+        shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
+        print(f"offrl: {results['agent']} on {results['dataset']}: normalized score {shown}, "
+              f"return {results['return_mean']:.1f} +- {results['return_std']:.1f} "
+              f"after {results['steps']} steps ({results['wall_s']:.0f} s); results in {run_dir / 'results.json'}")
+
+    saved_argv = sys.argv
+    sys.argv = ["offrl train", *overrides]
+    try:
+        task()
+    except SystemExit as exit_:
+        # Hydra exits 1 when composition fails (unknown group option, bad override): a user error.
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        return 2 if code == 1 and not entered else code
+    finally:
+        sys.argv = saved_argv
+    return status
+
+
+def _resumed_config(cfg, run_dir: Path, overrides: list[str]):
+    """The config a run was started with, plus value overrides given now (e.g. more trainer.steps)."""
+    from omegaconf import OmegaConf
+
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise OffrlError(f"resume={run_dir}: {saved} not found; expected a run directory written by offrl train")
+    base = OmegaConf.load(saved)
+    changes = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
+    groups = [o for o in changes if o.split("=", 1)[0] in GROUPS]
+    if groups:
+        raise OffrlError(f"resume={run_dir}: cannot switch config groups ({groups}) when resuming a run")
+    merged = OmegaConf.merge(base, OmegaConf.from_dotlist(changes), {"resume": str(run_dir)})
+    return merged
+
+
+# ---------------------------------------------------------------------- datasets
+def _datasets(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="offrl datasets")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="datasets offrl can build, with size and reference returns")
+    build = sub.add_parser("build", help="generate a dataset into the cache directory")
+    build.add_argument("name")
+    build.add_argument("--size", type=int, default=None, help="transitions (default: the recipe's full size)")
+    build.add_argument("--force", action="store_true", help="rebuild even if the file exists")
+    try:
+        ns = parser.parse_args(args)
+    except SystemExit as exit_:
+        return 2 if exit_.code else 0
+
+    from offrl.data.d4rl import read_d4rl_hdf5
+    from offrl.data.recipes import RECIPES, cache_dir, ensure_recipe_dataset
+
+    if ns.action == "list":
+        print(f"cache directory: {cache_dir()}")
+        print(f"{'name':<16} {'env':<28} {'size':>9}  {'random return':>14} {'expert return':>14}  status")
+        for name, recipe in RECIPES.items():
+            path = cache_dir() / f"{name}.hdf5"
+            refs, status = ("-", "-"), "not built (builds on first use)"
+            if path.exists():
+                info = read_d4rl_hdf5(path).info
+                refs, status = (f"{info.ref_min_score:.1f}", f"{info.ref_max_score:.1f}"), f"built: {path}"
+            print(f"{name:<16} {recipe.env_id:<28} {recipe.size:>9}  {refs[0]:>14} {refs[1]:>14}  {status}")
+        return 0
+    if ns.name not in RECIPES:
+        raise OffrlError(f"no recipe named '{ns.name}'; known: {sorted(RECIPES)}")
+    if ns.force:
+        suffix = "" if ns.size in (None, RECIPES[ns.name].size) else f"-{ns.size}"
+        (cache_dir() / f"{ns.name}{suffix}.hdf5").unlink(missing_ok=True)
+    path = ensure_recipe_dataset(ns.name, ns.size)
+    info = read_d4rl_hdf5(path).info
+    print(json.dumps({"path": str(path), "ref_min_score": info.ref_min_score, "ref_max_score": info.ref_max_score}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

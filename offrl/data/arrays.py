@@ -1,0 +1,138 @@
+"""Plain numpy transitions plus metadata: what every reader returns and every store is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from offrl.errors import DatasetError
+
+
+@dataclass
+class DatasetInfo:
+    """Where a dataset came from and how to score a policy on it."""
+
+    name: str
+    source: str  # "hdf5" | "minari" | "recipe"
+    location: str  # file path or Minari id, used in error messages
+    env_id: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    ref_min_score: float | None = None  # mean return of a uniform-random policy
+    ref_max_score: float | None = None  # mean return of the expert reference policy
+    extra: dict[str, Any] = field(default_factory=dict)  # recipe, episode counts, ...
+
+    def normalized_score(self, episode_return: float) -> float | None:
+        """D4RL normalised score, x100: 100 * (R - R_random) / (R_expert - R_random)."""
+        if self.ref_min_score is None or self.ref_max_score is None:
+            return None
+        return 100.0 * (episode_return - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+
+
+@dataclass
+class OfflineData:
+    """Flat transitions. ``terminals`` is a true termination (bootstrap mask); ``episode_ends`` marks
+    the last transition of each episode in this array (termination, time limit, or end of data)."""
+
+    observations: np.ndarray  # (N, obs_dim) float32
+    actions: np.ndarray  # (N, act_dim) float32
+    rewards: np.ndarray  # (N,) float32
+    next_observations: np.ndarray  # (N, obs_dim) float32
+    terminals: np.ndarray  # (N,) bool
+    episode_ends: np.ndarray  # (N,) bool
+    info: DatasetInfo
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def obs_dim(self) -> int:
+        return self.observations.shape[1]
+
+    @property
+    def act_dim(self) -> int:
+        return self.actions.shape[1]
+
+    def validate(self) -> None:
+        where = self.info.location
+        n = len(self.rewards)
+        if n == 0:
+            raise DatasetError(f"{where}: the dataset holds no transitions")
+        shapes = {
+            "observations": (self.observations, 2),
+            "actions": (self.actions, 2),
+            "rewards": (self.rewards, 1),
+            "next_observations": (self.next_observations, 2),
+            "terminals": (self.terminals, 1),
+            "episode_ends": (self.episode_ends, 1),
+        }
+        for key, (array, ndim) in shapes.items():
+            if array.ndim != ndim or array.shape[0] != n:
+                raise DatasetError(
+                    f"{where}: key '{key}' has shape {array.shape}, expected {'(N, d)' if ndim == 2 else '(N,)'} "
+                    f"with N={n} (the length of 'rewards')"
+                )
+        if self.next_observations.shape != self.observations.shape:
+            raise DatasetError(
+                f"{where}: 'next_observations' has shape {self.next_observations.shape}, "
+                f"expected {self.observations.shape} like 'observations'"
+            )
+        for key in ("observations", "actions", "rewards", "next_observations"):
+            check_finite(getattr(self, key), where, key)
+
+    def episode_bounds(self) -> np.ndarray:
+        """(E, 2) array of [start, stop) index pairs, one per episode, in storage order."""
+        return episode_bounds(self.episode_ends)
+
+    def episode_returns(self) -> np.ndarray:
+        bounds = self.episode_bounds()
+        sums = np.add.reduceat(self.rewards.astype(np.float64), bounds[:, 0])
+        return sums
+
+    def with_rewards(self, rewards: np.ndarray) -> OfflineData:
+        return replace(self, rewards=rewards.astype(np.float32))
+
+
+def episode_bounds(episode_ends: np.ndarray) -> np.ndarray:
+    """Start/stop pairs from episode-end flags; trailing transitions without an end form a last episode."""
+    ends = np.flatnonzero(episode_ends) + 1
+    if len(ends) == 0 or ends[-1] != len(episode_ends):
+        ends = np.append(ends, len(episode_ends))
+    starts = np.concatenate([[0], ends[:-1]])
+    return np.stack([starts, ends], axis=1)
+
+
+def check_finite(array: np.ndarray, where: str, key: str) -> None:
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise DatasetError(
+            f"{where}: key '{key}' holds NaN/inf (first at index {tuple(int(i) for i in bad)}, "
+            f"value {array[tuple(bad)]}); expected finite values"
+        )
+
+
+def transform_rewards(data: OfflineData, normalization: str, scale: float, shift: float) -> OfflineData:
+    """Reward preprocessing applied once at load: r' = scale * f(r) + shift.
+
+    ``normalization``: "none" (f = identity) or "return_range" (f(r) = r * 1000 / (max episode
+    return - min episode return), the IQL / CORL convention for locomotion datasets).
+    """
+    rewards = data.rewards.astype(np.float64)
+    if normalization == "return_range":
+        returns = data.episode_returns()
+        spread = returns.max() - returns.min()
+        if spread <= 0:
+            raise DatasetError(
+                f"{data.info.location}: reward_normalization=return_range needs episodes with different "
+                f"returns; all {len(returns)} episodes return {returns.max():.3f}"
+            )
+        rewards = rewards * 1000.0 / spread
+    elif normalization != "none":
+        raise DatasetError(
+            f"dataset.reward_normalization='{normalization}' is unknown; expected 'none' or 'return_range'"
+        )
+    return data.with_rewards(rewards * scale + shift)

@@ -1,0 +1,171 @@
+"""Reader and writer for D4RL-layout hdf5 files, without the ``d4rl`` package.
+
+Layout: ``observations, actions, rewards, terminals`` (+ ``timeouts``, ``next_observations``,
+``infos/*``, ``metadata/*``). A timeout is a time limit, never a terminal. Without
+``next_observations`` the next state is ``observations[i + 1]`` and the transition at a timeout is
+dropped (its successor belongs to the next episode), as d4rl's ``qlearning_dataset`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from offrl.data.arrays import DatasetInfo, OfflineData
+from offrl.errors import DatasetError
+
+# d4rl/infos.py: (REF_MIN, REF_MAX) shared by every quality and version of an environment.
+D4RL_REFERENCE_SCORES = {
+    "hopper": (-20.272305, 3234.3),
+    "halfcheetah": (-280.178953, 12135.0),
+    "walker2d": (1.629008, 4592.3),
+    "ant": (-325.6, 3879.7),
+}
+# The closest gymnasium task for each D4RL family (gymnasium's v5 physics differ from mujoco-py's).
+D4RL_EVAL_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5", "ant": "Ant-v5"}
+REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
+
+
+def read_d4rl_hdf5(path: str | os.PathLike, name: str | None = None) -> OfflineData:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file (expected a D4RL-layout hdf5 file)")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise DatasetError(f"{path}: not a readable hdf5 file ({err})") from None
+    with handle:
+        missing = [key for key in REQUIRED_KEYS if key not in handle]
+        if missing:
+            raise DatasetError(
+                f"{path}: missing key(s) {missing}; a D4RL file needs {list(REQUIRED_KEYS)} "
+                f"(found {sorted(handle.keys())})"
+            )
+        raw = {key: _read(handle, key, path) for key in (*REQUIRED_KEYS, "timeouts", "next_observations")}
+        metadata = _read_metadata(handle)
+    return _to_transitions(raw, path, name or path.stem, metadata)
+
+
+def _read(handle: h5py.File, key: str, path: Path) -> np.ndarray | None:
+    if key not in handle:
+        return None
+    node = handle[key]
+    if not isinstance(node, h5py.Dataset):
+        raise DatasetError(f"{path}: key '{key}' is a group, expected an array")
+    return node[()]
+
+
+def _read_metadata(handle: h5py.File) -> dict[str, Any]:
+    if "metadata" not in handle or not isinstance(handle["metadata"], h5py.Group):
+        return {}
+    out: dict[str, Any] = {}
+    for key, node in handle["metadata"].items():
+        if isinstance(node, h5py.Dataset) and node.shape == ():
+            value = node[()]
+            out[key] = value.decode() if isinstance(value, bytes) else value.item() if hasattr(value, "item") else value
+    return out
+
+
+def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, meta: dict[str, Any]) -> OfflineData:
+    n = len(raw["rewards"])
+    for key, array in raw.items():
+        if array is not None and len(array) != n:
+            raise DatasetError(f"{path}: key '{key}' has {len(array)} rows, expected {n} (the length of 'rewards')")
+    observations = _as_matrix(raw["observations"], "observations", path)
+    actions = _as_matrix(raw["actions"], "actions", path)
+    rewards = np.asarray(raw["rewards"], dtype=np.float32).reshape(n, -1)
+    if rewards.shape[1] != 1:
+        raise DatasetError(f"{path}: key 'rewards' has shape {raw['rewards'].shape}, expected (N,) or (N, 1)")
+    rewards = rewards[:, 0]
+    terminals = np.asarray(raw["terminals"]).reshape(n).astype(bool)
+    timeouts = np.zeros(n, bool) if raw["timeouts"] is None else np.asarray(raw["timeouts"]).reshape(n).astype(bool)
+
+    if raw["next_observations"] is not None:
+        next_observations = _as_matrix(raw["next_observations"], "next_observations", path)
+        episode_ends = terminals | timeouts
+        episode_ends[-1] = True
+        keep = slice(None)
+    else:
+        # qlearning_dataset convention: s'_i = s_{i+1}; rows at a timeout have no successor and are
+        # dropped, and so is the last row unless it terminates. A terminal row's successor is unknown
+        # (masked in TD targets), so it keeps its own observation as a placeholder.
+        next_observations = np.empty_like(observations)
+        next_observations[:-1] = observations[1:]
+        next_observations[terminals] = observations[terminals]
+        next_observations[-1] = observations[-1]
+        keep = ~timeouts
+        keep[-1] = terminals[-1]
+        successor_dropped = np.append(timeouts[1:], True)
+        episode_ends = terminals | successor_dropped
+        if not keep.any():
+            raise DatasetError(f"{path}: no transition left after dropping timeout rows")
+
+    info = _info_from_metadata(meta, path, name)
+    return OfflineData(
+        observations=observations[keep],
+        actions=actions[keep],
+        rewards=rewards[keep],
+        next_observations=next_observations[keep],
+        terminals=terminals[keep],
+        episode_ends=episode_ends[keep],
+        info=info,
+    )
+
+
+def _as_matrix(array: np.ndarray, key: str, path: Path) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise DatasetError(f"{path}: key '{key}' has shape {array.shape}, expected (N, d)")
+    return array.astype(np.float32, copy=False)
+
+
+def _info_from_metadata(meta: dict[str, Any], path: Path, name: str) -> DatasetInfo:
+    env_id = meta.get("env_id")
+    ref_min, ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
+    family = re.match(r"^(hopper|halfcheetah|walker2d|ant)[-_]", name)
+    if family and ref_min is None and ref_max is None and "recipe" not in meta:
+        # An original D4RL file: its reference scores come from d4rl/infos.py, not from the file.
+        ref_min, ref_max = D4RL_REFERENCE_SCORES[family.group(1)]
+        env_id = env_id or D4RL_EVAL_ENVS[family.group(1)]
+    extra = {key: value for key, value in meta.items() if key not in ("env_id", "ref_min_score", "ref_max_score")}
+    if isinstance(extra.get("recipe"), str):
+        extra["recipe"] = json.loads(extra["recipe"])
+    return DatasetInfo(
+        name=name,
+        source="hdf5",
+        location=str(path),
+        env_id=env_id,
+        ref_min_score=None if ref_min is None else float(ref_min),
+        ref_max_score=None if ref_max is None else float(ref_max),
+        extra=extra,
+    )
+
+
+def write_d4rl_hdf5(
+    path: str | os.PathLike,
+    arrays: dict[str, np.ndarray],
+    metadata: dict[str, Any] | None = None,
+    infos: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write a D4RL-layout file atomically (temp file, then rename). ``arrays`` holds
+    observations, actions, rewards, terminals, timeouts and optionally next_observations."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as handle:
+        for key, value in arrays.items():
+            handle.create_dataset(key, data=value, compression="gzip", compression_opts=1)
+        for key, value in (infos or {}).items():
+            handle.create_dataset(f"infos/{key}", data=value, compression="gzip", compression_opts=1)
+        for key, value in (metadata or {}).items():
+            handle[f"metadata/{key}"] = json.dumps(value) if isinstance(value, (dict, list)) else value
+    os.replace(tmp, path)
+    return path

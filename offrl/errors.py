@@ -1,0 +1,17 @@
+"""Errors a user can fix. The CLI prints them on one line and exits with status 2."""
+
+
+class OffrlError(Exception):
+    """Bad input or configuration: the message names the file, key or shape and what was expected."""
+
+
+class DatasetError(OffrlError):
+    """A dataset cannot be read or does not fit the task."""
+
+
+class ConfigError(OffrlError):
+    """A configuration value is unknown or has the wrong type."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or parameter became NaN/inf; the last good checkpoint is kept."""
