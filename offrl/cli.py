@@ -44,9 +44,7 @@ def _train(overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from offrl.config import register_configs
-
-    register_configs()
+    _register_schemas()
     resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), None)
     if resume and not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides += [f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
@@ -89,6 +87,22 @@ def _train(overrides: list[str]) -> int:
     finally:
         sys.argv = saved_argv
     return status
+
+
+def _register_schemas() -> None:
+    """Typed schemas for Hydra: the YAML files in conf/ extend them (``/schema/<group>/<name>@_here_``),
+    so defaults live once, in the dataclasses, and a mistyped key or value fails at composition."""
+    from hydra.core.config_store import ConfigStore
+
+    from offrl.agents import AGENTS
+    from offrl.data.sources import DatasetConfig
+    from offrl.trainer import TrainerConfig
+
+    store = ConfigStore.instance()
+    for name, cls in AGENTS.items():
+        store.store(group="schema/agent", name=name, node=cls.config_class)
+    store.store(group="schema", name="dataset", node=DatasetConfig)
+    store.store(group="schema", name="trainer", node=TrainerConfig)
 
 
 def _resumed_config(cfg, run_dir: Path, overrides: list[str]):

@@ -1,21 +1,22 @@
-"""Register the typed config schemas with Hydra's ConfigStore.
-
-The YAML files in ``conf/`` extend these schemas (``defaults: [<schema>, _self_]``), so defaults
-live once, in the dataclasses, and a mistyped key or value fails at composition.
-"""
+"""Typed configs: plain dataclasses, validated when a dict or Hydra node becomes one."""
 
 from __future__ import annotations
 
-from hydra.core.config_store import ConfigStore
+from typing import Any, TypeVar
 
-from offrl.agents import AGENTS
-from offrl.data.sources import DatasetConfig
-from offrl.trainer import TrainerConfig
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from offrl.errors import ConfigError
+
+T = TypeVar("T")
 
 
-def register_configs() -> None:
-    store = ConfigStore.instance()
-    for name, cls in AGENTS.items():
-        store.store(group="agent", name=f"{name}_schema", node=cls.config_class)
-    store.store(group="dataset", name="schema", node=DatasetConfig)
-    store.store(group="trainer", name="schema", node=TrainerConfig)
+def typed(cls: type[T], node: Any, where: str) -> T:
+    """``node`` (dict or DictConfig) as an instance of dataclass ``cls``; an unknown key or a wrong
+    type becomes a ConfigError naming the key."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
+    except OmegaConfBaseException as err:
+        key = f"{where}.{err.key}" if getattr(err, "key", None) else where
+        raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None

@@ -5,23 +5,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import gymnasium as gym
 import torch
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from offrl import checkpoint
 from offrl.agents import agent_config, make_agent
+from offrl.config import typed
 from offrl.data.arrays import DatasetInfo
 from offrl.data.sources import DatasetConfig, load_dataset
 from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.errors import ConfigError
 from offrl.trainer import Trainer, TrainerConfig
-
-T = TypeVar("T")
-
 
 @dataclass
 class RunConfig:
@@ -36,15 +33,6 @@ class RunConfig:
     agent: Any = None
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-
-def typed(cls: type[T], node: Any, where: str) -> T:
-    """``node`` (dict or DictConfig) as an instance of dataclass ``cls``; unknown keys and wrong types
-    become a ConfigError naming ``where``."""
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"{where}: {str(err).splitlines()[0]}") from None
 
 
 def resolve_device(name: str) -> torch.device:

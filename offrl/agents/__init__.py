@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from offrl.agents.base import Agent, AgentConfig
 from offrl.agents.bc import BC
 from offrl.agents.td3bc import TD3BC
+from offrl.config import typed
 from offrl.errors import ConfigError
 
 AGENTS: dict[str, type[Agent]] = {"bc": BC, "td3bc": TD3BC}
@@ -22,11 +22,7 @@ def agent_config(cfg: dict[str, Any] | Any) -> AgentConfig:
     name = raw.get("name")
     if name not in AGENTS:
         raise ConfigError(f"agent.name='{name}' is unknown; expected one of {sorted(AGENTS)}")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(AGENTS[name].config_class), raw)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"agent '{name}': {str(err).splitlines()[0]}") from None
-    return OmegaConf.to_object(merged)
+    return typed(AGENTS[name].config_class, raw, "agent")
 
 
 def make_agent(cfg: dict[str, Any] | AgentConfig | Any, obs_dim: int, act_dim: int, device: str = "cpu") -> Agent:

@@ -1,0 +1,80 @@
+import h5py
+import numpy as np
+import pytest
+
+from offrl.data.d4rl import D4RL_REFERENCE_SCORES, read_d4rl_hdf5, write_d4rl_hdf5
+from offrl.data.sources import DatasetConfig, load_dataset
+from tests.conftest import make_episodes
+
+
+def test_with_next_observations_keeps_every_row(tmp_path):
+    raw = make_episodes([4, 3, 5], ["terminal", "timeout", "timeout"])
+    path = write_d4rl_hdf5(tmp_path / "d.hdf5", raw)
+    data = read_d4rl_hdf5(path)
+    assert len(data) == 12
+    np.testing.assert_array_equal(data.next_observations, raw["next_observations"])
+    # a timeout is not a terminal
+    assert data.terminals.tolist() == raw["terminals"].tolist()
+    assert data.terminals.sum() == 1 and not data.terminals[6]
+    assert data.episode_bounds().tolist() == [[0, 4], [4, 7], [7, 12]]
+
+
+def test_without_next_observations_follows_qlearning_dataset(tmp_path):
+    raw = make_episodes([4, 3, 5], ["terminal", "timeout", "timeout"])
+    del raw["next_observations"]
+    data = read_d4rl_hdf5(write_d4rl_hdf5(tmp_path / "d.hdf5", raw))
+    # the timeout rows (index 6 and 11, the last) are dropped
+    assert len(data) == 10
+    # successors come from the next row and never cross an episode boundary
+    same_episode = ~data.terminals
+    np.testing.assert_array_equal(data.next_observations[same_episode], data.observations[same_episode] + 1)
+    assert data.terminals.tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert data.episode_bounds().tolist() == [[0, 4], [4, 6], [6, 10]]
+
+
+def test_rewards_column_vector_and_metadata(tmp_path):
+    raw = make_episodes([3], ["terminal"])
+    raw["rewards"] = raw["rewards"][:, None]
+    path = write_d4rl_hdf5(tmp_path / "d.hdf5", raw, {"env_id": "Hopper-v5", "ref_min_score": -1.0,
+                                                     "ref_max_score": 9.0})
+    data = read_d4rl_hdf5(path)
+    assert data.rewards.shape == (3,)
+    assert data.info.env_id == "Hopper-v5"
+    assert data.info.normalized_score(4.0) == pytest.approx(50.0)
+
+
+def test_original_d4rl_file_names_get_d4rl_reference_scores(tmp_path):
+    raw = make_episodes([3], ["timeout"])
+    data = read_d4rl_hdf5(write_d4rl_hdf5(tmp_path / "hopper-medium-v2.hdf5", raw))
+    assert (data.info.ref_min_score, data.info.ref_max_score) == D4RL_REFERENCE_SCORES["hopper"]
+    assert data.info.env_id == "Hopper-v5"
+
+
+def test_v0_file_without_timeouts(tmp_path):
+    raw = make_episodes([3, 2], ["terminal", "terminal"])
+    del raw["timeouts"], raw["next_observations"]
+    data = read_d4rl_hdf5(write_d4rl_hdf5(tmp_path / "d.hdf5", raw))
+    assert len(data) == 5 and data.terminals.sum() == 2
+
+
+def test_float64_files_are_read_as_float32(tmp_path):
+    raw = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in make_episodes([3], ["timeout"]).items()}
+    data = read_d4rl_hdf5(write_d4rl_hdf5(tmp_path / "d.hdf5", raw))
+    assert data.observations.dtype == np.float32 and data.rewards.dtype == np.float32
+
+
+def test_reward_normalization_return_range(tmp_path):
+    raw = make_episodes([4, 4], ["timeout", "timeout"])
+    raw["rewards"][:] = np.repeat([1.0, 3.0], 4)  # episode returns 4 and 12
+    cfg = DatasetConfig(name="d", source="hdf5", path=str(write_d4rl_hdf5(tmp_path / "d.hdf5", raw)),
+                        reward_normalization="return_range", reward_shift=-1.0)
+    data = load_dataset(cfg)
+    np.testing.assert_allclose(data.rewards, np.repeat([1000 / 8 - 1, 3000 / 8 - 1], 4), rtol=1e-6)
+
+
+def test_infos_and_metadata_groups_are_tolerated(tmp_path):
+    raw = make_episodes([3], ["timeout"])
+    path = write_d4rl_hdf5(tmp_path / "d.hdf5", raw, {"algorithm": "SAC"}, {"qpos": np.zeros((3, 2))})
+    with h5py.File(path) as handle:
+        assert "infos/qpos" in handle
+    assert read_d4rl_hdf5(path).info.extra["algorithm"] == "SAC"

@@ -1,0 +1,60 @@
+"""The Hydra surface: groups compose, multirun sweeps, launcher configs for joblib and SLURM."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from offrl.cli import _register_schemas, main
+from tests.conftest import FAST
+
+
+@pytest.fixture
+def composer():
+    _register_schemas()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="offrl.conf", version_base="1.3"):
+        yield compose
+    GlobalHydra.instance().clear()
+
+
+def test_default_config_composes(composer):
+    cfg = composer("config")
+    assert cfg.agent.name == "td3bc" and cfg.dataset.name == "idp-mixed" and cfg.trainer.mode == "offline"
+    assert cfg.agent.alpha == 2.5  # the card's default comes from the dataclass schema
+
+
+@pytest.mark.parametrize("group,option", [("agent", "bc"), ("trainer", "offline"), ("trainer", "online"),
+                                          ("trainer", "offline_to_online"), ("dataset", "hdf5"),
+                                          ("dataset", "minari")])
+def test_every_group_option_composes(composer, group, option):
+    cfg = composer("config", overrides=[f"{group}={option}"])
+    assert cfg[group] is not None
+
+
+@pytest.mark.parametrize("launcher,target", [("local", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_launcher_configs_compose(composer, launcher, target):
+    cfg = composer("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 720
+
+
+def test_multirun_over_seeds(tmp_path, small_default_dataset):
+    sweep = tmp_path / "sweep"
+    code = main(["train", "-m", *FAST, "trainer.steps=10", "trainer.eval_every=10", "trainer.eval_episodes=1",
+                 "seed=0,1", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}"])
+    assert code == 0
+    seeds = [json.loads((sweep / f"seed{s}" / "results.json").read_text())["seed"] for s in (0, 1)]
+    assert seeds == [0, 1]
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path, small_default_dataset):
+    sweep = tmp_path / "sweep"
+    code = main(["train", "-m", "hydra/launcher=local", "threads=1", *FAST, "trainer.steps=10",
+                 "trainer.eval_every=10", "trainer.eval_episodes=1", "agent=bc,td3bc",
+                 f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${agent.name}"])
+    assert code == 0
+    assert {p.parent.name for p in Path(sweep).glob("*/results.json")} == {"bc", "td3bc"}

@@ -1,0 +1,74 @@
+"""Checkpoints: atomic, complete, and a killed run resumes to the same parameters."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from offrl import checkpoint
+from offrl.cli import main
+from tests.conftest import FAST
+
+ARGS = [*FAST, "trainer.steps=6000", "trainer.checkpoint_every=500", "trainer.eval_every=6000",
+        "trainer.log_every=500", "seed=7", "threads=1"]
+
+
+def _params(run_dir):
+    return checkpoint.load(run_dir / "checkpoints" / "last.pt")["agent"]
+
+
+@pytest.mark.parametrize("agent", ["td3bc"])
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, small_default_dataset, agent):
+    reference = tmp_path / "uninterrupted"
+    assert main(["train", f"agent={agent}", *ARGS, f"hydra.run.dir={reference}"]) == 0
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "offrl.cli", "train", f"agent={agent}", *ARGS,
+                             f"hydra.run.dir={killed}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = checkpoint.load(last)
+    assert 0 < state["offline_step"] < 6000, "the run should have been killed mid-way"
+    assert not (killed / "results.json").exists()
+
+    assert main(["train", f"resume={killed}"]) == 0
+    resumed, expected = _params(killed), _params(reference)
+    assert resumed.keys() == expected.keys()
+    for key in expected:
+        if isinstance(expected[key], torch.Tensor):
+            torch.testing.assert_close(resumed[key], expected[key], rtol=0, atol=0, msg=key)
+    a, b = (json.loads((d / "results.json").read_text()) for d in (killed, reference))
+    assert a["steps"] == b["steps"] == 6000 and a["return_mean"] == b["return_mean"]
+
+
+def test_checkpoint_holds_everything_needed(tmp_path, small_default_dataset):
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "trainer.steps=20", "trainer.checkpoint_every=10", "trainer.eval_every=20",
+                 f"hydra.run.dir={run}"]) == 0
+    state = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert {"agent", "optimizers", "rng", "normalizer", "offline_step", "dataset_sampler", "config"} <= state.keys()
+    assert set(state["optimizers"]) == {"actor", "critic"} and state["offline_step"] == 20
+    assert state["agent"]["_extra_state"]["num_updates"] == 20
+    assert not list((run / "checkpoints").glob(".*tmp"))  # no torn temp file left behind
+    results = json.loads((run / "results.json").read_text())
+    for key in ("normalized_score", "return_mean", "return_std", "steps", "wall_s", "updates_per_s"):
+        assert results[key] is not None
+    assert list((run / "tb").glob("events.out.tfevents*"))
+    assert (run / "config.yaml").exists()
+
+
+def test_resume_can_extend_a_finished_run(tmp_path, small_default_dataset):
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "trainer.steps=20", "trainer.eval_every=20", f"hydra.run.dir={run}"]) == 0
+    assert main(["train", f"resume={run}", "trainer.steps=40"]) == 0
+    assert json.loads((run / "results.json").read_text())["steps"] == 40

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+
+from offrl.data.arrays import DatasetInfo, OfflineData
+from offrl.data.store import ObsNormalizer, TransitionStore, sample_mixed
+from tests.conftest import make_episodes
+
+
+def _data(lengths=(4, 3, 5), ends=("terminal", "timeout", "timeout")) -> OfflineData:
+    raw = make_episodes(list(lengths), list(ends))
+    return OfflineData(raw["observations"], raw["actions"], raw["rewards"], raw["next_observations"],
+                       raw["terminals"], raw["terminals"] | raw["timeouts"], DatasetInfo("t", "test", "test"))
+
+
+def test_sample_returns_consistent_rows_on_the_store_device():
+    store = TransitionStore.from_data(_data(), "cpu", seed=0)
+    batch = store.sample(4096)
+    assert batch.obs.shape == (4096, 3) and batch.actions.shape == (4096, 2) and batch.rewards.shape == (4096,)
+    # next_obs is obs + 1 in make_episodes: the gather keeps rows aligned
+    torch.testing.assert_close(batch.next_obs, batch.obs + 1)
+    # uniform: every row is drawn
+    assert torch.unique(batch.obs[:, 0]).numel() == len(store)
+    assert batch.dones.sum() > 0 and set(batch.dones.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_sampling_is_reproducible_from_the_seed():
+    a = TransitionStore.from_data(_data(), seed=3).sample(64)
+    b = TransitionStore.from_data(_data(), seed=3).sample(64)
+    torch.testing.assert_close(a.obs, b.obs)
+
+
+def test_episode_slices():
+    store = TransitionStore.from_data(_data())
+    assert store.episode_bounds().tolist() == [[0, 4], [4, 7], [7, 12]]
+    episode = store.episode(1)
+    assert episode.obs[:, 0].tolist() == [1000.0, 1001.0, 1002.0]
+
+
+def test_ring_buffer_overwrites_the_oldest_rows():
+    store = TransitionStore(obs_dim=1, act_dim=1, capacity=5)
+    for start in (0, 3, 6):
+        obs = np.arange(start, start + 3, dtype=np.float32)[:, None]
+        store.add(obs, obs, obs[:, 0], obs + 1, np.zeros(3), np.zeros(3))
+    assert len(store) == 5 and store.position == 4 and store.wrapped
+    assert sorted(store.obs[:, 0].tolist()) == [4.0, 5.0, 6.0, 7.0, 8.0]
+    with pytest.raises(RuntimeError):
+        store.episode_bounds()
+
+
+def test_state_dict_round_trip_restores_rows_and_sampler():
+    store = TransitionStore(obs_dim=1, act_dim=1, capacity=10, seed=1)
+    obs = np.arange(7, dtype=np.float32)[:, None]
+    store.add(obs, obs, obs[:, 0], obs, np.zeros(7), np.zeros(7))
+    state = store.state_dict()
+    expected = store.sample(16)
+    restored = TransitionStore(obs_dim=1, act_dim=1, capacity=10, seed=99)
+    restored.load_state_dict(state)
+    assert len(restored) == 7 and restored.position == 7
+    torch.testing.assert_close(restored.sample(16).obs, expected.obs)
+
+
+def test_mixed_batch_takes_the_requested_share():
+    offline = TransitionStore(obs_dim=1, act_dim=1, capacity=10)
+    online = TransitionStore(obs_dim=1, act_dim=1, capacity=10)
+    ones, zeros = np.ones((10, 1), np.float32), np.zeros((10, 1), np.float32)
+    offline.add(ones, ones, ones[:, 0], ones, zeros[:, 0], zeros[:, 0])
+    online.add(zeros, zeros, zeros[:, 0], zeros, zeros[:, 0], zeros[:, 0])
+    batch = sample_mixed(offline, online, 256, 0.25)
+    assert batch.obs.shape == (256, 1) and batch.obs.sum().item() == 64
+
+
+def test_normalizer_standardises_states_and_round_trips():
+    obs = np.random.default_rng(0).normal(5.0, 3.0, size=(10_000, 4)).astype(np.float32)
+    normalizer = ObsNormalizer.fit(obs)
+    out = normalizer(torch.from_numpy(obs))
+    torch.testing.assert_close(out.mean(0), torch.zeros(4), atol=1e-3, rtol=0)
+    torch.testing.assert_close(out.std(0), torch.ones(4), atol=1e-3, rtol=0)
+    copy = ObsNormalizer(4)
+    copy.load_state_dict(normalizer.state_dict())
+    torch.testing.assert_close(copy(torch.from_numpy(obs)), out)
+
+
+def test_store_normalizes_obs_and_next_obs_in_place():
+    data = _data()
+    normalizer = ObsNormalizer.fit(data.observations)
+    store = TransitionStore.from_data(data)
+    store.normalize_obs(normalizer)
+    torch.testing.assert_close(store.obs, normalizer(torch.from_numpy(data.observations)))
+    torch.testing.assert_close(store.next_obs, normalizer(torch.from_numpy(data.next_observations)))
