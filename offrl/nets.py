@@ -10,7 +10,9 @@ import torch
 from torch import Tensor, nn
 
 
-def mlp(in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256), activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def mlp(
+    in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256), activation: type[nn.Module] = nn.ReLU
+) -> nn.Sequential:
     """in -> hidden... -> out with ``activation`` between layers and no output activation."""
     layers: list[nn.Module] = []
     for width in hidden:

@@ -20,6 +20,7 @@ from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.errors import ConfigError
 from offrl.trainer import Trainer, TrainerConfig
 
+
 @dataclass
 class RunConfig:
     """Top-level keys of ``conf/config.yaml`` (the agent, dataset and trainer groups have their own)."""

@@ -91,7 +91,9 @@ class Trainer:
         if cfg.mode != "online" and dataset is None:
             raise ConfigError(f"trainer.mode={cfg.mode} needs a dataset")
         if info.env_id is None:
-            raise ConfigError(f"no environment to evaluate on: dataset '{info.name}' names none; set env=<gymnasium id>")
+            raise ConfigError(
+                f"no environment to evaluate on: dataset '{info.name}' names none; set env=<gymnasium id>"
+            )
         self.cfg, self.agent, self.run_dir, self.seed = cfg, agent, Path(run_dir), seed
         self.normalizer, self.info, self.dataset = normalizer, info, dataset
         self.run_config = run_config or {}
@@ -275,7 +277,8 @@ class Trainer:
             self.replay = TransitionStore(self.agent.obs_dim, self.agent.act_dim, self.cfg.buffer_size,
                                           self.device, self.seed + 1)
             self.replay.load_state_dict(state["replay"])
-        self.offline_step, self.env_step, self.update_step = state["offline_step"], state["env_step"], state["update_step"]
+        self.offline_step, self.env_step = state["offline_step"], state["env_step"]
+        self.update_step = state["update_step"]
         self.wall_s, self.update_s, self.eval_history = state["wall_s"], state["update_s"], state["eval_history"]
         tqdm.write(f"offrl: resuming from {self.checkpoint_path} at step {self._progress()}")
 

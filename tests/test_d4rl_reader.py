@@ -58,7 +58,8 @@ def test_v0_file_without_timeouts(tmp_path):
 
 
 def test_float64_files_are_read_as_float32(tmp_path):
-    raw = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in make_episodes([3], ["timeout"]).items()}
+    raw = make_episodes([3], ["timeout"])
+    raw = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in raw.items()}
     data = read_d4rl_hdf5(write_d4rl_hdf5(tmp_path / "d.hdf5", raw))
     assert data.observations.dtype == np.float32 and data.rewards.dtype == np.float32
 
