@@ -89,3 +89,36 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 def _tensors(module: nn.Module) -> list[Tensor]:
     return [p.data for p in module.parameters()]
+
+
+class TanhGaussianActor(nn.Module):
+    """a = tanh(u), u ~ N(mu(s), sigma(s)^2): state-dependent std with log sigma clipped to
+    [log_std_min, log_std_max]. ``forward`` returns a reparameterised sample and its log-density
+    including the tanh change of variables, log pi(a|s) = sum_i log N(u_i) - log(1 - tanh(u_i)^2)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 log_std_min: float = -20.0, log_std_max: float = 2.0) -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, 2 * act_dim, hidden)
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.trunk(obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.distribution(obs)
+        std = log_std.exp()
+        u = mean + std * torch.randn_like(mean)
+        return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+
+    def mode(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.distribution(obs)[0])
+
+
+def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """log-density of a = tanh(u) for u ~ N(mean, exp(log_std)^2), summed over the last dim.
+    Uses the stable identity log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))."""
+    gaussian = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))
+    return (gaussian - log_det).sum(-1)

@@ -53,8 +53,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     top = typed(RunConfig, {k: v for k, v in cfg.items() if k not in ("agent", "dataset", "trainer")}, "config")
     agent_cfg = agent_config(cfg.agent)
-    trainer_cfg = typed(TrainerConfig, cfg.trainer, "trainer")
-    dataset_cfg = typed(DatasetConfig, cfg.dataset, "dataset")
+    trainer_cfg = typed(TrainerConfig, cfg.get("trainer", {}), "trainer")
+    dataset_cfg = typed(DatasetConfig, cfg.get("dataset", {}), "dataset")
     trainer_cfg.check()
     device = resolve_device(top.device)
     if top.threads:

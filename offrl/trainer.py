@@ -43,6 +43,7 @@ class TrainerConfig:
     buffer_size: int = 1_000_000
     pretrain_steps: int = 0  # offline_to_online: offline gradient steps before going online
     offline_fraction: float = 0.5  # offline_to_online: share of each batch drawn from the dataset
+    snapshot_policies: bool = False  # save the agent at every evaluation (snapshots/step_N.pt)
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -107,6 +108,8 @@ class Trainer:
         self.eval_history: list[dict[str, float]] = []
         self.wall_s = 0.0
         self.update_s = 0.0  # time spent in sampling + updates, for updates/s
+        self.online_s = 0.0  # online time once learning runs (evaluation excluded), for env steps/s
+        self.online_steps = 0  # env steps taken in that time
         self.metrics: dict[str, Tensor] = {}
         self.checkpoint_path = self.run_dir / "checkpoints" / "last.pt"
 
@@ -164,6 +167,7 @@ class Trainer:
         update_debt = 0.0
         with tqdm(total=cfg.steps, initial=self.env_step, desc=cfg.mode, unit="env step", mininterval=1.0) as bar:
             while self.env_step < cfg.steps:
+                tick = time.perf_counter()
                 obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
                 if self.env_step < cfg.warmup_steps and cfg.mode == "online":
                     actions = explore_rng.uniform(-1.0, 1.0, (cfg.num_envs, act_dim)).astype(np.float32)
@@ -186,14 +190,17 @@ class Trainer:
                 bar.update(cfg.num_envs)
                 if self.env_step >= cfg.warmup_steps or cfg.mode == "offline_to_online":
                     update_debt += cfg.updates_per_step * cfg.num_envs
-                    tick = time.perf_counter()
+                    update_tick = time.perf_counter()
                     while update_debt >= 1.0:
                         batch = (self.replay.sample(cfg.batch_size) if self.dataset is None else
                                  sample_mixed(self.dataset, self.replay, cfg.batch_size, cfg.offline_fraction))
                         self.metrics.update(self.agent.update(batch))
                         self.update_step += 1
                         update_debt -= 1.0
-                    self.update_s += time.perf_counter() - tick
+                    now = time.perf_counter()
+                    self.update_s += now - update_tick
+                    self.online_s += now - tick  # env step + acting + updates, evaluation excluded
+                    self.online_steps += cfg.num_envs
                 if finished_returns and _crossed(previous, self.env_step, cfg.log_every):
                     self.logger.scalars("train", {"episode_return": float(np.mean(finished_returns))}, self.env_step)
                     finished_returns.clear()
@@ -217,6 +224,8 @@ class Trainer:
         self.logger.scalars("train", values, step)
         if self.update_s > 0:
             self.logger.scalars("perf", {"updates_per_s": self.update_step / self.update_s}, step)
+        if self.online_s > 0:
+            self.logger.scalars("perf", {"env_steps_per_s": self.online_steps / self.online_s}, step)
 
     def _check_finite(self, values: dict[str, float], step: int) -> None:
         bad = {key: value for key, value in values.items() if not math.isfinite(value)}
@@ -235,6 +244,10 @@ class Trainer:
         if score is not None:
             entry["normalized_score"] = score
         self.eval_history.append(entry)
+        if self.cfg.snapshot_policies:
+            checkpoint.save_atomic({"eval": entry, "agent": self.agent.state_dict(),
+                                    "normalizer": self.normalizer.state_dict(), "config": self.run_config},
+                                   self.run_dir / "snapshots" / f"step_{step:08d}.pt")
         self.logger.scalars("eval", {k: v for k, v in entry.items() if k != "step"}, step)
         shown = f", normalized score {score:.1f}" if score is not None else ""
         self.logger.console(f"[eval] step {step}: return {result.return_mean:.1f} +- {result.return_std:.1f}{shown}")
@@ -255,6 +268,8 @@ class Trainer:
             "update_step": self.update_step,
             "wall_s": self.wall_s,
             "update_s": self.update_s,
+            "online_s": self.online_s,
+            "online_steps": self.online_steps,
             "agent": self.agent.state_dict(),
             "optimizers": self.agent.optimizer_state(),
             "normalizer": self.normalizer.state_dict(),
@@ -280,6 +295,7 @@ class Trainer:
         self.offline_step, self.env_step = state["offline_step"], state["env_step"]
         self.update_step = state["update_step"]
         self.wall_s, self.update_s, self.eval_history = state["wall_s"], state["update_s"], state["eval_history"]
+        self.online_s, self.online_steps = state["online_s"], state["online_steps"]
         tqdm.write(f"offrl: resuming from {self.checkpoint_path} at step {self._progress()}")
 
     def _results(self) -> dict[str, Any]:
@@ -292,6 +308,7 @@ class Trainer:
             "gradient_steps": self.update_step,
             "wall_s": self.wall_s,
             "updates_per_s": self.update_step / self.update_s if self.update_s > 0 else None,
+            "env_steps_per_s": self.online_steps / self.online_s if self.online_s > 0 else None,
             "eval_episodes": self.cfg.eval_episodes,
             "ref_min_score": self.info.ref_min_score,
             "ref_max_score": self.info.ref_max_score,

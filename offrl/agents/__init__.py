@@ -9,11 +9,12 @@ from omegaconf import OmegaConf
 
 from offrl.agents.base import Agent, AgentConfig
 from offrl.agents.bc import BC
+from offrl.agents.sac import SAC
 from offrl.agents.td3bc import TD3BC
 from offrl.config import typed
 from offrl.errors import ConfigError
 
-AGENTS: dict[str, type[Agent]] = {"bc": BC, "td3bc": TD3BC}
+AGENTS: dict[str, type[Agent]] = {"bc": BC, "td3bc": TD3BC, "sac": SAC}
 
 
 def agent_config(cfg: dict[str, Any] | Any) -> AgentConfig:

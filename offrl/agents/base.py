@@ -62,6 +62,5 @@ class Agent(nn.Module):
 
 
 def adam(module: nn.Module, lr: float, **kwargs: Any) -> torch.optim.Adam:
-    """Adam with the fused kernel where the device has one (CUDA), foreach elsewhere."""
-    fused = next(module.parameters()).is_cuda
-    return torch.optim.Adam(module.parameters(), lr=lr, fused=fused or None, **kwargs)
+    """Adam with the fused kernel (one kernel for all parameters, on CPU and CUDA)."""
+    return torch.optim.Adam(module.parameters(), lr=lr, fused=True, **kwargs)

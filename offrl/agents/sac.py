@@ -1,0 +1,94 @@
+"""SAC with automatic temperature (Haarnoja et al. 2018, "SAC Algorithms and Applications"; card C.3).
+
+Per gradient step on a replay batch:
+    a' ~ pi(.|s'),   y = r + gamma (1 - d) [min_j Q_target_j(s', a') - alpha log pi(a'|s')]
+    L_Q     = sum_j 1/2 E (Q_j(s, a) - y)^2
+    L_pi    = E [alpha log pi(a~|s) - min_j Q_j(s, a~)],   a~ = tanh(mu + sigma * xi)
+    L_alpha = -E [log_alpha * sg(log pi(a~|s) + H_target)],   H_target = -|A|
+    Polyak:   Q_target <- tau Q + (1 - tau) Q_target
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.data.store import Batch
+from offrl.nets import EnsembleCritic, TanhGaussianActor, frozen_copy, polyak_update
+
+
+@dataclass
+class SACConfig(AgentConfig):
+    name: str = "sac"
+    normalize_states: bool = False
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    discount: float = 0.99
+    tau: float = 0.005
+    init_temperature: float = 1.0  # alpha at the start (softlearning: log_alpha = 0)
+    target_entropy: float | None = None  # None: -|A|
+    num_critics: int = 2
+
+
+class SAC(Agent):
+    config_class = SACConfig
+    compiled_methods = ("critic_step", "actor_step")
+
+    def __init__(self, cfg: SACConfig, obs_dim: int, act_dim: int) -> None:
+        super().__init__(cfg, obs_dim, act_dim)
+        self.actor = TanhGaussianActor(obs_dim, act_dim, cfg.hidden_dims)
+        self.critic = EnsembleCritic(obs_dim, act_dim, n=cfg.num_critics, hidden=cfg.hidden_dims)
+        self.critic_target = frozen_copy(self.critic)
+        self.log_alpha = nn.Parameter(torch.tensor(float(cfg.init_temperature)).log())
+        self.target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
+        self.optimizers = {
+            "actor": adam(self.actor, cfg.actor_lr),
+            "critic": adam(self.critic, cfg.critic_lr),
+            "alpha": torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True),
+        }
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        metrics = self.critic_step(batch)
+        metrics.update(self.actor_step(batch))
+        self.num_updates += 1
+        return metrics
+
+    def critic_step(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():
+            alpha = self.log_alpha.exp()
+            next_actions, next_log_prob = self.actor(batch.next_obs)
+            next_q = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
+            y = batch.rewards + cfg.discount * (1.0 - batch.dones) * (next_q - alpha * next_log_prob)
+        q = self.critic(batch.obs, batch.actions)  # (n, B)
+        critic_loss = 0.5 * ((q - y) ** 2).mean(dim=1).sum()
+        opt = self.optimizers["critic"]
+        opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        opt.step()
+        polyak_update(self.critic_target, self.critic, cfg.tau)
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
+
+    def actor_step(self, batch: Batch) -> dict[str, Tensor]:
+        alpha = self.log_alpha.exp().detach()
+        actions, log_prob = self.actor(batch.obs)
+        q = self.critic(batch.obs, actions).min(dim=0).values
+        actor_loss = (alpha * log_prob - q).mean()
+        opt = self.optimizers["actor"]
+        opt.zero_grad(set_to_none=True)
+        actor_loss.backward(inputs=list(self.actor.parameters()))
+        opt.step()
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        self.optimizers["alpha"].zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.optimizers["alpha"].step()
+        return {"actor_loss": actor_loss.detach(), "alpha": alpha, "alpha_loss": alpha_loss.detach(),
+                "entropy": -log_prob.mean().detach()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        return self.actor.mode(obs) if deterministic else self.actor(obs)[0]
