@@ -4,6 +4,7 @@
     offrl train resume=<run dir>           continue a run from its last checkpoint
     offrl datasets list                    datasets offrl can build, with size and reference returns
     offrl datasets build <name> [--size N] generate a dataset into the cache directory
+    offrl datasets ship <family> --run DIR (maintainers) ship behaviour policies from a SAC run
 
 User mistakes (bad config, bad data) print one line and exit with status 2.
 """
@@ -128,33 +129,53 @@ def _datasets(args: list[str]) -> int:
     sub.add_parser("list", help="datasets offrl can build, with size and reference returns")
     build = sub.add_parser("build", help="generate a dataset into the cache directory")
     build.add_argument("name")
-    build.add_argument("--size", type=int, default=None, help="transitions (default: the recipe's full size)")
+    build.add_argument("--size", type=int, default=None, help="transitions (default: the full size)")
+    build.add_argument("--workers", type=int, default=2, help="collection processes (generated datasets)")
+    build.add_argument("--from-run", default=None, help="medium-replay: a SAC run directory to read the replay of")
     build.add_argument("--force", action="store_true", help="rebuild even if the file exists")
+    ship = sub.add_parser("ship", help="(maintainers) ship behaviour policies of a SAC run into datasets/")
+    ship.add_argument("family")
+    ship.add_argument("--run", required=True, help="run directory trained with trainer.snapshot_policies=true")
+    ship.add_argument("--command", required=True, help="the command that trained the run, for the record")
+    ship.add_argument("--ref-episodes", type=int, default=100)
     try:
         ns = parser.parse_args(args)
     except SystemExit as exit_:
         return 2 if exit_.code else 0
 
+    from offrl.data import generate
     from offrl.data.d4rl import read_d4rl_hdf5
-    from offrl.data.recipes import RECIPES, cache_dir, ensure_recipe_dataset
+    from offrl.data.recipes import RECIPES, cache_dir, cached_path, dataset_names, ensure_recipe_dataset
 
     if ns.action == "list":
         print(f"cache directory: {cache_dir()}")
-        print(f"{'name':<16} {'env':<28} {'size':>9}  {'random return':>14} {'expert return':>14}  status")
-        for name, recipe in RECIPES.items():
-            path = cache_dir() / f"{name}.hdf5"
-            refs, status = ("-", "-"), "not built (builds on first use)"
-            if path.exists():
+        print(f"{'name':<26} {'env':<26} {'size':>9}  {'random return':>13} {'expert return':>13}  status")
+        for name in dataset_names():
+            if name in RECIPES:
+                env_id, size, refs = RECIPES[name].env_id, RECIPES[name].size, None
+            else:
+                family, quality = generate.split_name(name)
+                card = generate.BehaviourCard.load(family)
+                env_id, refs = card.env_id, (card.ref_min_score, card.ref_max_score)
+                size = card.medium_replay_rows if quality == "medium-replay" else generate.FULL_SIZE * (
+                    2 if quality == "medium-expert" else 1)
+            path = cached_path(name)
+            status = f"built: {path}" if path.exists() else "not built (builds on first use)"
+            if path.exists() and refs is None:
                 info = read_d4rl_hdf5(path).info
-                refs, status = (f"{info.ref_min_score:.1f}", f"{info.ref_max_score:.1f}"), f"built: {path}"
-            print(f"{name:<16} {recipe.env_id:<28} {recipe.size:>9}  {refs[0]:>14} {refs[1]:>14}  {status}")
+                refs = (info.ref_min_score, info.ref_max_score)
+            shown = ("-", "-") if refs is None else (f"{refs[0]:.1f}", f"{refs[1]:.1f}")
+            print(f"{name:<26} {env_id:<26} {size:>9}  {shown[0]:>13} {shown[1]:>13}  {status}")
         return 0
-    if ns.name not in RECIPES:
-        raise OffrlError(f"no recipe named '{ns.name}'; known: {sorted(RECIPES)}")
+    if ns.action == "ship":
+        card = generate.ship_behaviour(ns.family, Path(ns.run), ns.command, ns.ref_episodes)
+        print(json.dumps(card.__dict__["policy_returns"]))
+        return 0
     if ns.force:
-        suffix = "" if ns.size in (None, RECIPES[ns.name].size) else f"-{ns.size}"
-        (cache_dir() / f"{ns.name}{suffix}.hdf5").unlink(missing_ok=True)
-    path = ensure_recipe_dataset(ns.name, ns.size)
+        cached_path(ns.name, ns.size).unlink(missing_ok=True)
+    options = {} if ns.name in RECIPES else {"workers": ns.workers,
+                                              "from_run": Path(ns.from_run) if ns.from_run else None}
+    path = ensure_recipe_dataset(ns.name, ns.size, **options)
     info = read_d4rl_hdf5(path).info
     print(json.dumps({"path": str(path), "ref_min_score": info.ref_min_score, "ref_max_score": info.ref_max_score}))
     return 0

@@ -246,6 +246,7 @@ class Trainer:
         self.eval_history.append(entry)
         if self.cfg.snapshot_policies:
             checkpoint.save_atomic({"eval": entry, "agent": self.agent.state_dict(),
+                                    "replay_rows": None if self.replay is None else len(self.replay),
                                     "normalizer": self.normalizer.state_dict(), "config": self.run_config},
                                    self.run_dir / "snapshots" / f"step_{step:08d}.pt")
         self.logger.scalars("eval", {k: v for k, v in entry.items() if k != "step"}, step)

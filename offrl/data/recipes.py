@@ -22,6 +22,7 @@ import scipy.linalg
 from offrl.data.collect import UniformRandomPolicy, collect
 from offrl.data.d4rl import write_d4rl_hdf5
 from offrl.envs import evaluate, make_vec_env
+from offrl.errors import DatasetError
 
 
 def cache_dir() -> Path:
@@ -127,13 +128,35 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def ensure_recipe_dataset(name: str, size: int | None = None, directory: Path | None = None,
-                          log: Callable[[str], None] = print) -> Path:
-    """Path of the cached dataset ``name``, building it first if it is not there."""
-    recipe = RECIPES[name]
-    suffix = "" if size in (None, recipe.size) else f"-{size}"
-    path = (directory or cache_dir()) / f"{name}{suffix}.hdf5"
-    if not path.exists():
-        log(f"offrl: building dataset '{name}' into {path} (first use)")
-        recipe.build(path, size)
-    return path
+def dataset_names() -> list[str]:
+    """Every dataset offrl can build: the recipes here and the D4RL-protocol generated ones."""
+    from offrl.data.generate import QUALITIES, available_families
+
+    return [*RECIPES, *(f"{family}-{quality}" for family in available_families() for quality in QUALITIES)]
+
+
+def cached_path(name: str, size: int | None = None) -> Path:
+    suffix = "" if size is None or (name in RECIPES and size == RECIPES[name].size) else f"-{size}"
+    return cache_dir() / f"{name}{suffix}.hdf5"
+
+
+def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str], None] = print,
+                          **build_options) -> Path:
+    """Path of the cached dataset ``name`` (a recipe or a generated D4RL-protocol name), building it
+    first if it is not there. ``build_options`` go to the generator (workers, from_run)."""
+    from offrl.data.generate import BehaviourCard, build_generated, split_name
+
+    if name not in RECIPES:
+        try:
+            family, _ = split_name(name)
+        except DatasetError:
+            raise DatasetError(f"no dataset '{name}': expected a recipe ({sorted(RECIPES)}) or a generated "
+                               "D4RL-protocol name like hopper-medium (offrl datasets list)") from None
+        BehaviourCard.load(family)  # a clear error where no behaviour policies are shipped
+    path = cached_path(name, size)
+    if path.exists():
+        return path
+    log(f"offrl: building dataset '{name}' into {path} (first use)")
+    if name in RECIPES:
+        return RECIPES[name].build(path, size)
+    return build_generated(name, path, size, log=log, **build_options)
