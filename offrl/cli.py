@@ -4,6 +4,7 @@
     offrl train resume=<run dir>           continue a run from its last checkpoint
     offrl datasets list                    datasets offrl can build, with size and reference returns
     offrl datasets build <name> [--size N] generate a dataset into the cache directory
+    offrl datasets analyze <name> [...]    dataset quality report: TQ, SACo, episodes, coverage, plots
     offrl datasets ship <family> --run DIR (maintainers) ship behaviour policies from a SAC run
 
 User mistakes (bad config, bad data) print one line and exit with status 2.
@@ -124,6 +125,10 @@ def _resumed_config(cfg, run_dir: Path, overrides: list[str]):
 
 # ---------------------------------------------------------------------- datasets
 def _datasets(args: list[str]) -> int:
+    if args[:1] == ["analyze"]:
+        from offrl.analysis import main as analyze_main
+
+        return analyze_main(args[1:])
     parser = argparse.ArgumentParser(prog="offrl datasets")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="datasets offrl can build, with size and reference returns")

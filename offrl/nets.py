@@ -122,3 +122,23 @@ def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
     gaussian = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
     log_det = 2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))
     return (gaussian - log_det).sum(-1)
+
+
+class VAE(nn.Module):
+    """Conditional VAE of actions given states (BCQ-style): encoder (s, a) -> N(mu_z, sigma_z), decoder
+    (s, z) -> tanh action. log sigma_z is clamped to [-4, 15]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, latent_dim: int, hidden: Sequence[int] = (750, 750)) -> None:
+        super().__init__()
+        self.encoder = mlp(obs_dim + act_dim, 2 * latent_dim, hidden)
+        self.decoder = mlp(obs_dim + latent_dim, act_dim, hidden)
+
+    def forward(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Reconstruction with a reparameterised latent, and the latent's mean and std."""
+        mean, log_std = self.encoder(torch.cat([obs, actions], dim=-1)).chunk(2, dim=-1)
+        std = log_std.clamp(-4.0, 15.0).exp()
+        z = mean + std * torch.randn_like(std)
+        return self.decode(obs, z), mean, std
+
+    def decode(self, obs: Tensor, z: Tensor) -> Tensor:
+        return torch.tanh(self.decoder(torch.cat([obs, z], dim=-1)))

@@ -84,6 +84,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     normalizer = normalizer.to(device)
 
     agent = make_agent(agent_cfg, obs_dim, act_dim, device)
+    if store is not None:
+        agent.attach_dataset(store)
     if top.compile:
         agent.enable_compile()
     resolved = OmegaConf.to_container(cfg, resolve=True)

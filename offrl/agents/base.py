@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from offrl.data.store import Batch
+from offrl.data.store import Batch, TransitionStore
 
 
 @dataclass
@@ -42,6 +42,10 @@ class Agent(nn.Module):
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions in [-1, 1] for a batch of (normalised) observations."""
         raise NotImplementedError
+
+    def attach_dataset(self, store: TransitionStore) -> None:
+        """Called once before training with the (normalised) offline data, for agents whose update
+        needs the whole dataset (e.g. PRDC's nearest-neighbour search). Default: nothing."""
 
     def enable_compile(self, **options: Any) -> None:
         for name in self.compiled_methods:

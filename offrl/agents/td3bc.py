@@ -75,7 +75,7 @@ class TD3BC(Agent):
         pi = self.actor(batch.obs)
         q1 = self.critic(batch.obs, pi, members=slice(0, 1))[0]
         lmbda = self.cfg.alpha / q1.abs().mean().detach()
-        bc_loss = F.mse_loss(pi, batch.actions)
+        bc_loss = F.mse_loss(pi, self.bc_target(batch, pi))
         actor_loss = -lmbda * q1.mean() + bc_loss
         opt = self.optimizers["actor"]
         opt.zero_grad(set_to_none=True)
@@ -85,6 +85,10 @@ class TD3BC(Agent):
         polyak_update(self.actor_target, self.actor, self.cfg.tau)
         return {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss.detach(), "lambda": lmbda,
                 "q_policy": q1.mean().detach()}
+
+    def bc_target(self, batch: Batch, pi: Tensor) -> Tensor:
+        """The action the BC term pulls pi(s) toward: TD3+BC uses the dataset action."""
+        return batch.actions
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:

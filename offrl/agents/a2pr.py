@@ -1,0 +1,127 @@
+"""A2PR (Liu et al., ICML 2024; card C.5): TD3+BC whose BC target is chosen per sample by advantage.
+
+One iteration (batch B, normalised states):
+  (1) critic: the TD3 step of card C.0, y = r + gamma (1 - d) min_j Q_target_j(s', a')
+  (2) value:  y_V = min(y, r + gamma (1 - d) min_j Q_j(s', a')) with the *updated* critic;
+              L_V = MSE(V(s), y_V)                              (v = V(s) before this step is kept)
+  (3) VAE:    L = mean(w_vae 1[Q_1(s, a) > v] (a^ - a)^2) + 0.5 KL,   (a^, mu, sigma) = VAE(s, a)
+  (4) actor, every policy_freq iterations:
+      a^_pi = VAE(s, pi(s)) reconstruction;  A_pi = Q_1(s, a^_pi) - v,  A_a = Q_1(s, a) - v
+      target = a^_pi where A_pi >= A_a else a
+      m = mask (1[Q_1(s, a^_pi) >= v] + 1[Q_1(s, a) > v])
+      L_actor = -lambda mean Q_1(s, pi) + mean(m (pi - target)^2),  lambda = alpha / sg(mean |Q_1|)
+The official code does not detach ``target`` (gradients reach pi through the VAE); ``detach_target``
+switches to the clean regression variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from offrl.agents.base import adam
+from offrl.agents.td3bc import TD3BC, TD3BCConfig
+from offrl.data.store import Batch
+from offrl.nets import VAE, DeterministicActor, EnsembleCritic, frozen_copy, mlp, polyak_update
+
+
+@dataclass
+class A2PRConfig(TD3BCConfig):
+    name: str = "a2pr"
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256])  # actor
+    critic_hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256, 256])  # critics and V
+    vae_hidden_dims: list[int] = field(default_factory=lambda: [750, 750])
+    value_lr: float = 3e-4
+    vae_lr: float = 1e-3  # PyTorch's Adam default, as in the official code
+    mask: float = 0.5  # weight of each satisfied advantage indicator in the BC term
+    vae_weight: float = 1.0
+    kl_weight: float = 0.5
+    detach_target: bool = False  # True: stop gradients through the VAE-chosen BC target (not the paper code)
+
+
+class A2PR(TD3BC):
+    config_class = A2PRConfig
+
+    def __init__(self, cfg: A2PRConfig, obs_dim: int, act_dim: int) -> None:
+        super(TD3BC, self).__init__(cfg, obs_dim, act_dim)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
+        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.critic_hidden_dims)
+        self.value = mlp(obs_dim, 1, cfg.critic_hidden_dims)
+        self.vae = VAE(obs_dim, act_dim, latent_dim=2 * act_dim, hidden=cfg.vae_hidden_dims)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic_target = frozen_copy(self.critic)
+        self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr),
+                           "value": adam(self.value, cfg.value_lr), "vae": adam(self.vae, cfg.vae_lr)}
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        metrics, next_actions, y = self.critic_step(batch)
+        v = self.value(batch.obs).squeeze(-1)
+        metrics.update(self.value_step(batch, next_actions, y, v))
+        metrics.update(self.vae_step(batch, v.detach()))
+        self.num_updates += 1
+        if self.num_updates % self.cfg.policy_freq == 0:
+            metrics.update(self.actor_step(batch, v.detach()))
+        return metrics
+
+    def critic_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():
+            noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            next_actions = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
+            target_q = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
+            y = batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
+        q = self.critic(batch.obs, batch.actions)
+        critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(dim=1).sum()
+        self._step("critic", critic_loss)
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach()}, next_actions, y
+
+    def value_step(self, batch: Batch, next_actions: Tensor, y: Tensor, v: Tensor) -> dict[str, Tensor]:
+        with torch.no_grad():  # the online critic, just updated
+            y_online = batch.rewards + self.cfg.discount * (1.0 - batch.dones) * self.critic(
+                batch.next_obs, next_actions).min(dim=0).values
+        value_loss = F.mse_loss(v, torch.minimum(y, y_online))
+        self._step("value", value_loss)
+        return {"value_loss": value_loss.detach(), "v": v.mean().detach()}
+
+    def vae_step(self, batch: Batch, v: Tensor) -> dict[str, Tensor]:
+        with torch.no_grad():
+            good = (self.critic(batch.obs, batch.actions, members=slice(0, 1))[0] > v).float()
+        recon, mean, std = self.vae(batch.obs, batch.actions)
+        recon_loss = (self.cfg.vae_weight * good[:, None] * (recon - batch.actions) ** 2).mean()
+        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
+        vae_loss = recon_loss + self.cfg.kl_weight * kl
+        self._step("vae", vae_loss)
+        return {"vae_loss": vae_loss.detach(), "vae_positive_fraction": good.mean()}
+
+    def actor_step(self, batch: Batch, v: Tensor) -> dict[str, Tensor]:
+        cfg = self.cfg
+        pi = self.actor(batch.obs)
+        q1 = self.critic(batch.obs, pi, members=slice(0, 1))[0]
+        lmbda = cfg.alpha / q1.abs().mean().detach()
+        vae_action = self.vae(batch.obs, pi)[0]
+        q_vae = self.critic(batch.obs, vae_action, members=slice(0, 1))[0]
+        with torch.no_grad():
+            q_data = self.critic(batch.obs, batch.actions, members=slice(0, 1))[0]
+        use_vae = (q_vae - v >= q_data - v).detach()
+        target = torch.where(use_vae[:, None], vae_action, batch.actions)
+        if cfg.detach_target:
+            target = target.detach()
+        weight = cfg.mask * ((q_vae >= v).float() + (q_data > v).float()).detach()
+        bc_loss = (weight[:, None] * (pi - target) ** 2).mean()
+        actor_loss = -lmbda * q1.mean() + bc_loss
+        self._step("actor", actor_loss, inputs=list(self.actor.parameters()))
+        polyak_update(self.critic_target, self.critic, cfg.tau)
+        polyak_update(self.actor_target, self.actor, cfg.tau)
+        chosen_advantage = torch.where(use_vae, q_vae, q_data) - v
+        return {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss.detach(), "lambda": lmbda,
+                "vae_target_fraction": use_vae.float().mean(), "chosen_advantage": chosen_advantage.mean().detach(),
+                "bc_weight": weight.mean()}
+
+    def _step(self, name: str, loss: Tensor, inputs: list[Tensor] | None = None) -> None:
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=inputs)
+        opt.step()

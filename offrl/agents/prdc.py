@@ -1,0 +1,50 @@
+"""PRDC (Ran et al., ICML 2023; card C.4): TD3+BC whose BC target is the action of the dataset
+transition nearest to (beta * s, pi(s)) in the joint state-action space.
+
+    X       = { (beta * s_i, a_i) }  over all dataset transitions (normalised states), built once
+    (s^, a^) = argmin_{(beta s_i, a_i) in X} || (beta s, pi(s)) - (beta s_i, a_i) ||
+    L_actor = -lambda mean Q_1(s, pi(s)) + MSE(pi(s), sg(a^)),   lambda = alpha / sg(mean |Q_1|)
+
+Exact search: a KD-tree on CPU, a brute-force float64 search on the GPU (offrl/neighbors.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from offrl.agents.td3bc import TD3BC, TD3BCConfig
+from offrl.data.store import Batch, TransitionStore
+from offrl.neighbors import NearestNeighbors
+
+
+@dataclass
+class PRDCConfig(TD3BCConfig):
+    name: str = "prdc"
+    beta: float = 2.0  # weight of the state part of the distance (README value for Gym-MuJoCo)
+    neighbor_backend: str = "auto"  # auto (KD-tree on CPU, brute force on GPU) | kdtree | torch
+
+
+class PRDC(TD3BC):
+    config_class = PRDCConfig
+
+    def attach_dataset(self, store: TransitionStore) -> None:
+        n = len(store)
+        self.search_actions = store.actions[:n]
+        self.search = NearestNeighbors(torch.cat([self.cfg.beta * store.obs[:n], self.search_actions], dim=1),
+                                       self.cfg.neighbor_backend)
+
+    def bc_target(self, batch: Batch, pi: Tensor) -> Tensor:
+        key = torch.cat([self.cfg.beta * batch.obs, pi.detach()], dim=1)
+        index = self.search.query(key)
+        target = self.search_actions[index]
+        self.last_search = {"neighbor_distance": (key - self.search.points[index]).norm(dim=1).mean(),
+                            "neighbor_action_gap": (batch.actions - target).norm(dim=1).mean()}
+        return target
+
+    def actor_step(self, batch: Batch) -> dict[str, Tensor]:
+        metrics = super().actor_step(batch)
+        metrics.update(self.last_search)
+        return metrics
