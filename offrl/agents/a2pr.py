@@ -42,6 +42,16 @@ class A2PRConfig(TD3BCConfig):
     detach_target: bool = False  # True: stop gradients through the VAE-chosen BC target (not the paper code)
 
 
+def advantage_target(q_vae: Tensor, q_data: Tensor, v: Tensor, vae_action: Tensor, data_action: Tensor,
+                     mask: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Per sample: the BC target (the VAE action where its advantage is at least the dataset action's),
+    the BC weight mask * (1[A_vae >= 0] + 1[A_data > 0]), and which samples use the VAE action."""
+    use_vae = (q_vae - v >= q_data - v).detach()
+    target = torch.where(use_vae[:, None], vae_action, data_action)
+    weight = mask * ((q_vae >= v).float() + (q_data > v).float()).detach()
+    return target, weight, use_vae
+
+
 class A2PR(TD3BC):
     config_class = A2PRConfig
 
@@ -105,11 +115,9 @@ class A2PR(TD3BC):
         q_vae = self.critic(batch.obs, vae_action, members=slice(0, 1))[0]
         with torch.no_grad():
             q_data = self.critic(batch.obs, batch.actions, members=slice(0, 1))[0]
-        use_vae = (q_vae - v >= q_data - v).detach()
-        target = torch.where(use_vae[:, None], vae_action, batch.actions)
+        target, weight, use_vae = advantage_target(q_vae, q_data, v, vae_action, batch.actions, cfg.mask)
         if cfg.detach_target:
             target = target.detach()
-        weight = cfg.mask * ((q_vae >= v).float() + (q_data > v).float()).detach()
         bc_loss = (weight[:, None] * (pi - target) ** 2).mean()
         actor_loss = -lmbda * q1.mean() + bc_loss
         self._step("actor", actor_loss, inputs=list(self.actor.parameters()))
