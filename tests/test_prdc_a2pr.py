@@ -7,7 +7,7 @@ import torch
 from offrl.agents import make_agent
 from offrl.agents.a2pr import advantage_target
 from offrl.data.arrays import DatasetInfo, OfflineData
-from offrl.data.store import Batch, TransitionStore
+from offrl.data.store import TransitionStore
 from offrl.neighbors import NearestNeighbors
 
 
