@@ -29,11 +29,12 @@ from offrl.data.store import ObsNormalizer, TransitionStore
 HERE = Path(__file__).resolve().parent
 
 
-def bench_offrl(path: Path, steps: int, warmup: int, compile_: bool, device: str) -> dict:
+def bench_offrl(path: Path, steps: int, warmup: int, compile_: bool, device: str, agent_name: str = "td3bc") -> dict:
     data = read_d4rl_hdf5(path)
     store = TransitionStore.from_data(data, device)
     store.normalize_obs(ObsNormalizer.fit(data.observations))
-    agent = make_agent({"name": "td3bc"}, data.obs_dim, data.act_dim, device)
+    agent = make_agent({"name": agent_name}, data.obs_dim, data.act_dim, device)
+    agent.attach_dataset(store)
     if compile_:
         agent.enable_compile()
     tick = time.perf_counter()
@@ -55,9 +56,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench_d3rlpy(python: str, path: Path, steps: int, warmup: int, threads: int) -> dict:
-    out = subprocess.run([python, str(HERE / "d3rlpy_td3bc_worker.py"), str(path), str(steps), str(warmup),
-                          str(threads)], capture_output=True, text=True, check=True)
+def bench_d3rlpy(python: str, path: Path, steps: int, warmup: int, threads: int, algo: str = "td3bc") -> dict:
+    out = subprocess.run([python, str(HERE / "d3rlpy_worker.py"), str(path), str(steps), str(warmup),
+                          str(threads), algo], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
