@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -38,6 +39,32 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+class EnsembleMLP(nn.Module):
+    """``n`` independent MLPs as one module: (B, in) or (n, B, in) -> (n, B, out). With ``layer_norm``
+    each hidden layer is followed by a LayerNorm with per-member affine parameters."""
+
+    def __init__(self, n: int, in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256),
+                 layer_norm: bool = False) -> None:
+        super().__init__()
+        self.n = n
+        dims = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(EnsembleLinear(n, i, o) for i, o in zip(dims[:-1], dims[1:]))
+        self.norm_weights = nn.ParameterList(nn.Parameter(torch.ones(n, 1, w)) for w in hidden) if layer_norm else None
+        self.norm_biases = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, w)) for w in hidden) if layer_norm else None
+
+    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
+        """``members`` evaluates a contiguous subset of the ensemble only."""
+        if x.dim() == 2:  # the same batch for every member
+            x = x.unsqueeze(0).expand(len(range(self.n)[members]), *x.shape)
+        for i, layer in enumerate(self.layers):
+            x = torch.baddbmm(layer.bias[members], x, layer.weight[members])
+            if i < len(self.layers) - 1:
+                if self.norm_weights is not None:
+                    x = F.layer_norm(x, x.shape[-1:]) * self.norm_weights[i][members] + self.norm_biases[i][members]
+                x = torch.relu(x)
+        return x
+
+
 class EnsembleCritic(nn.Module):
     """``n`` Q-functions Q_j(s, a) as one module with a leading ensemble dimension: returns (n, B).
 
@@ -48,19 +75,10 @@ class EnsembleCritic(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, n: int = 2, hidden: Sequence[int] = (256, 256)) -> None:
         super().__init__()
         self.n = n
-        dims = [obs_dim + act_dim, *hidden, 1]
-        self.layers = nn.ModuleList(EnsembleLinear(n, i, o) for i, o in zip(dims[:-1], dims[1:]))
+        self.net = EnsembleMLP(n, obs_dim + act_dim, 1, hidden)
 
     def forward(self, obs: Tensor, actions: Tensor, members: slice = slice(None)) -> Tensor:
-        x = torch.cat([obs, actions], dim=-1)
-        n = len(range(self.n)[members])
-        if x.dim() == 2:  # the same batch for every member
-            x = x.unsqueeze(0).expand(n, *x.shape)
-        for i, layer in enumerate(self.layers):
-            x = torch.baddbmm(layer.bias[members], x, layer.weight[members])
-            if i < len(self.layers) - 1:
-                x = torch.relu(x)
-        return x.squeeze(-1)
+        return self.net(torch.cat([obs, actions], dim=-1), members).squeeze(-1)
 
 
 class DeterministicActor(nn.Module):
@@ -120,7 +138,7 @@ def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
     """log-density of a = tanh(u) for u ~ N(mean, exp(log_std)^2), summed over the last dim.
     Uses the stable identity log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))."""
     gaussian = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-    log_det = 2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))
+    log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
     return (gaussian - log_det).sum(-1)
 
 
@@ -142,3 +160,28 @@ class VAE(nn.Module):
 
     def decode(self, obs: Tensor, z: Tensor) -> Tensor:
         return torch.tanh(self.decoder(torch.cat([obs, z], dim=-1)))
+
+
+class GaussianActor(nn.Module):
+    """pi(a|s) = N(mu(s), diag(sigma^2)) with a state-independent log sigma in [log_std_min, log_std_max]
+    and no squashing (O-DICE's policy); ``mode`` is the mean clipped to [-1, 1]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 log_std_min: float = -5.0, log_std_max: float = 2.0) -> None:
+        super().__init__()
+        self.mean = mlp(obs_dim, act_dim, hidden)
+        self.log_std = nn.Parameter(torch.zeros(act_dim))
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        log_std = self.log_std.clamp(self.log_std_min, self.log_std_max)
+        z = (actions - self.mean(obs)) / log_std.exp()
+        return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def sample(self, obs: Tensor) -> Tensor:
+        log_std = self.log_std.clamp(self.log_std_min, self.log_std_max)
+        mean = self.mean(obs)
+        return mean + log_std.exp() * torch.randn_like(mean)
+
+    def mode(self, obs: Tensor) -> Tensor:
+        return self.mean(obs).clamp(-1.0, 1.0)

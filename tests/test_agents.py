@@ -37,7 +37,7 @@ def test_ensemble_critic_members_are_independent_linear_stacks():
     x = torch.cat([obs, act], -1)
     for j in range(2):
         h = x
-        for i, layer in enumerate(critic.layers):
+        for i, layer in enumerate(critic.net.layers):
             h = h @ layer.weight[j] + layer.bias[j]
             h = torch.relu(h) if i < 2 else h
         torch.testing.assert_close(q[j], h.squeeze(-1))

@@ -84,7 +84,7 @@ def _a2pr(**changes):
 def test_a2pr_networks_match_the_card():
     agent = make_agent({"name": "a2pr"}, 11, 3)
     assert sum(isinstance(m, torch.nn.Linear) for m in agent.actor.modules()) == 4  # 3 hidden + output
-    assert len(agent.critic.layers) == 5 and agent.critic.n == 2  # 4 hidden + output, twin
+    assert len(agent.critic.net.layers) == 5 and agent.critic.n == 2  # 4 hidden + output, twin
     assert sum(isinstance(m, torch.nn.Linear) for m in agent.value.modules()) == 5
     assert agent.vae.encoder[0].out_features == 750 and agent.vae.encoder[-1].out_features == 2 * 2 * 3
 

@@ -1,0 +1,156 @@
+"""O-DICE (Mao et al., ICLR 2024; card C.6): DICE value learning with the orthogonal-gradient update,
+then policy extraction by weighted behaviour cloning.
+
+Value step (twin V, target V_bar = EMA, min over heads):
+    d_fwd = r + gamma (1 - d) sg(V_bar(s')) - V(s)          forward residual, gradient through V(s)
+    d_bwd = r + gamma (1 - d) V(s')     - sg(V_bar(s))      backward residual, gradient through V(s')
+    L = (1 - lambda) E[V(s)] + lambda E[f*(d_fwd)] + lambda eta E[f*(d_bwd)]
+    g_f = grad lambda E f*(d_fwd),  g_b = grad lambda eta E f*(d_bwd)   (over ALL value parameters)
+    orthogonal: g = grad (1 - lambda) E V(s) + g_f + (g_b - <g_f, g_b> / ||g_f||^2 g_f)
+    true:       g = ... + g_f + g_b          semi: g = ... + g_f
+Policy step:  L_pi = E[ w(sg(d_fwd)) * -log pi(a|s) ],  w = clip(max(d, 0), 0, 100) (the official code)
+Pearson chi^2: f*(y) = y w - (w - 1)^2 with w = max(y / 2 + 1, 0); reverse KL: f*(y) = exp(y - 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from offrl.agents.base import Agent, AgentConfig
+from offrl.data.store import Batch
+from offrl.errors import ConfigError
+from offrl.nets import EnsembleMLP, GaussianActor, frozen_copy, polyak_update
+
+MODES = ("orthogonal", "true", "semi")
+DIVERGENCES = ("pearson_chi2", "reverse_kl")
+WEIGHTS = ("residual", "f_prime_inverse")
+
+
+@dataclass
+class ODICEConfig(AgentConfig):
+    name: str = "odice"
+    normalize_states: bool = False  # the official RL configs do not normalise states
+    hidden_dims: list[int] = field(default_factory=lambda: [1024, 1024])  # policy (hard-coded in the code)
+    value_hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    value_layer_norm: bool = True  # MuJoCo: on; AntMaze: off
+    twin_value: bool = True
+    value_lr: float = 2e-4
+    actor_lr: float = 2e-4
+    actor_weight_decay: float = 1e-4  # L2 in Adam, policy only
+    discount: float = 0.99
+    tau: float = 0.005  # target-V EMA rate
+    lam: float = 0.6  # lambda; per-dataset values are in the paper's Appendix D (not retrieved): CLI default
+    eta: float = 1.0  # weight of the backward residual; CLI default, as for lambda
+    divergence: str = "pearson_chi2"  # pearson_chi2 | reverse_kl
+    update_mode: str = "orthogonal"  # orthogonal (O-DICE) | true (plain sum) | semi (forward only)
+    policy_weight: str = "residual"  # residual: max(d, 0) as the code | f_prime_inverse: max(d / 2 + 1, 0)
+    max_weight: float = 100.0
+
+
+def f_star(y: Tensor, divergence: str) -> Tensor:
+    if divergence == "pearson_chi2":
+        omega = (y / 2 + 1).clamp(min=0)
+        return y * omega - (omega - 1) ** 2
+    return torch.exp(y - 1)
+
+
+def policy_weights(residual: Tensor, cfg: ODICEConfig) -> Tensor:
+    if cfg.divergence == "reverse_kl":
+        weight = torch.exp(residual - 1)
+    elif cfg.policy_weight == "residual":
+        weight = residual.clamp(min=0)
+    else:
+        weight = (residual / 2 + 1).clamp(min=0)
+    return weight.clamp(max=cfg.max_weight)
+
+
+def dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """Inner product of two gradients flattened over all their tensors."""
+    return sum((x * y).sum() for x, y in zip(a, b))
+
+
+def combine_gradients(g_v: list[Tensor], g_f: list[Tensor], g_b: list[Tensor] | None, mode: str) -> list[Tensor]:
+    """The value gradient of each update mode; the projection is over all parameters at once."""
+    if mode == "semi":
+        return [v + f for v, f in zip(g_v, g_f)]
+    if mode == "true":
+        return [v + f + b for v, f, b in zip(g_v, g_f, g_b)]
+    c = dot(g_f, g_b) / dot(g_f, g_f).clamp(min=1e-10)
+    return [v + (1 - c) * f + b for v, f, b in zip(g_v, g_f, g_b)]
+
+
+class ODICE(Agent):
+    config_class = ODICEConfig
+    compiled_methods = ("value_step", "policy_step")
+
+    def __init__(self, cfg: ODICEConfig, obs_dim: int, act_dim: int) -> None:
+        super().__init__(cfg, obs_dim, act_dim)
+        choices = (("update_mode", cfg.update_mode, MODES), ("divergence", cfg.divergence, DIVERGENCES),
+                   ("policy_weight", cfg.policy_weight, WEIGHTS))
+        for key, value, allowed in choices:
+            if value not in allowed:
+                raise ConfigError(f"agent.{key}='{value}' is unknown; expected one of {list(allowed)}")
+        heads = 2 if cfg.twin_value else 1
+        self.value = EnsembleMLP(heads, obs_dim, 1, cfg.value_hidden_dims, cfg.value_layer_norm)
+        self.value_target = frozen_copy(self.value)
+        self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden_dims)
+        self.optimizers = {
+            "value": torch.optim.Adam(self.value.parameters(), lr=cfg.value_lr, fused=True),
+            "actor": torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay,
+                                      fused=True),
+        }
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        metrics, forward_residual = self.value_step(batch)
+        metrics.update(self.policy_step(batch, forward_residual))
+        self.num_updates += 1
+        return metrics
+
+    def residuals(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """V(s) (heads, B), forward and backward residuals (heads, B)."""
+        cfg = self.cfg
+        v, v_next = self.value(batch.obs).squeeze(-1), self.value(batch.next_obs).squeeze(-1)
+        with torch.no_grad():
+            target_v = self.value_target(batch.obs).squeeze(-1).min(dim=0).values
+            target_v_next = self.value_target(batch.next_obs).squeeze(-1).min(dim=0).values
+        not_done = cfg.discount * (1.0 - batch.dones)
+        forward = batch.rewards + not_done * target_v_next - v
+        backward = batch.rewards + not_done * v_next - target_v
+        return v, forward, backward
+
+    def value_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
+        cfg = self.cfg
+        v, forward, backward = self.residuals(batch)
+        params = list(self.value.parameters())
+        loss_v = (1 - cfg.lam) * v.mean()
+        loss_f = cfg.lam * f_star(forward, cfg.divergence).mean()
+        loss_b = cfg.lam * cfg.eta * f_star(backward, cfg.divergence).mean()
+        g_f = torch.autograd.grad(loss_f, params, retain_graph=True)
+        g_v = torch.autograd.grad(loss_v, params, retain_graph=cfg.update_mode != "semi")
+        g_b = torch.autograd.grad(loss_b, params) if cfg.update_mode != "semi" else None
+        for p, g in zip(params, combine_gradients(g_v, g_f, g_b, cfg.update_mode)):
+            p.grad = g
+        self.optimizers["value"].step()
+        polyak_update(self.value_target, self.value, cfg.tau)
+        metrics = {"value_loss": (loss_v + loss_f + loss_b).detach(), "v": v.mean().detach(),
+                   "forward_residual": forward.mean().detach()}
+        if g_b is not None:
+            metrics["gradient_cosine"] = dot(g_f, g_b) / (torch.sqrt(dot(g_f, g_f) * dot(g_b, g_b)) + 1e-12)
+        return metrics, forward.detach()
+
+    def policy_step(self, batch: Batch, forward_residual: Tensor) -> dict[str, Tensor]:
+        weight = policy_weights(forward_residual, self.cfg).mean(dim=0)  # heads' weights averaged
+        loss = (weight * -self.actor.log_prob(batch.obs, batch.actions)).mean()
+        opt = self.optimizers["actor"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"actor_loss": loss.detach(), "policy_weight": weight.mean(),
+                "weight_zero_fraction": (weight == 0).float().mean()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        return self.actor.mode(obs) if deterministic else self.actor.sample(obs).clamp(-1.0, 1.0)

@@ -1,0 +1,110 @@
+"""O-DICE (card C.6): the orthogonal-gradient mathematics and the policy weights."""
+
+import pytest
+import torch
+
+from offrl.agents import make_agent
+from offrl.agents.odice import ODICEConfig, combine_gradients, dot, f_star, policy_weights
+from offrl.data.store import Batch
+
+
+def _batch(n=64, obs_dim=5, act_dim=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Batch(torch.randn(n, obs_dim, generator=g), torch.rand(n, act_dim, generator=g) * 2 - 1,
+                 torch.randn(n, generator=g), torch.randn(n, obs_dim, generator=g),
+                 (torch.rand(n, generator=g) < 0.1).float())
+
+
+def _agent(**changes):
+    torch.manual_seed(0)
+    return make_agent({"name": "odice", "hidden_dims": [32, 32], "value_hidden_dims": [32, 32], **changes}, 5, 2)
+
+
+def _gradients(agent, batch):
+    v, forward, backward = agent.residuals(batch)
+    cfg, params = agent.cfg, list(agent.value.parameters())
+    g_f = torch.autograd.grad(cfg.lam * f_star(forward, cfg.divergence).mean(), params, retain_graph=True)
+    g_b = torch.autograd.grad(cfg.lam * cfg.eta * f_star(backward, cfg.divergence).mean(), params, retain_graph=True)
+    g_v = torch.autograd.grad((1 - cfg.lam) * v.mean(), params)
+    return g_v, g_f, g_b
+
+
+def test_projected_backward_gradient_is_orthogonal_to_the_forward_gradient():
+    agent = _agent()
+    g_v, g_f, g_b = _gradients(agent, _batch())
+    ortho = combine_gradients([torch.zeros_like(x) for x in g_v], g_f, g_b, "orthogonal")
+    semi = combine_gradients([torch.zeros_like(x) for x in g_v], g_f, g_b, "semi")
+    projected_backward = [o - s for o, s in zip(ortho, semi)]  # = g_b - c g_f
+    cosine = dot(projected_backward, g_f) / torch.sqrt(dot(projected_backward, projected_backward) * dot(g_f, g_f))
+    assert abs(cosine.item()) < 1e-5
+    assert abs(dot(g_f, g_b).item()) > 1e-6  # the raw gradients were not orthogonal to begin with
+
+
+def test_orthogonal_equals_true_for_orthogonal_gradients_and_semi_plus_projection_otherwise():
+    g_v = [torch.tensor([0.5, 0.5, 0.5])]
+    g_f = [torch.tensor([1.0, 0.0, 0.0])]
+    g_b = [torch.tensor([0.0, 2.0, 0.0])]
+    torch.testing.assert_close(combine_gradients(g_v, g_f, g_b, "orthogonal")[0],
+                               combine_gradients(g_v, g_f, g_b, "true")[0])
+    g_b = [torch.tensor([3.0, 2.0, 0.0])]  # has a component 3 along g_f
+    ortho = combine_gradients(g_v, g_f, g_b, "orthogonal")[0]
+    semi = combine_gradients(g_v, g_f, g_b, "semi")[0]
+    torch.testing.assert_close(ortho, semi + torch.tensor([0.0, 2.0, 0.0]))
+    torch.testing.assert_close(combine_gradients(g_v, g_f, g_b, "true")[0], torch.tensor([4.5, 2.5, 0.5]))
+
+
+@pytest.mark.parametrize("mode", ["orthogonal", "true", "semi"])
+def test_value_step_applies_the_mode_gradient(mode):
+    agent = _agent(update_mode=mode)
+    batch = _batch()
+    expected = combine_gradients(*_gradients(agent, batch), mode)
+    agent.optimizers["value"].step = lambda: None  # keep parameters, inspect the gradient it applied
+    agent.value_step(batch)
+    for p, g in zip(agent.value.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_pearson_f_star_and_policy_weights_follow_the_card():
+    y = torch.tensor([-3.0, -2.0, -1.0, 0.0, 0.5, 150.0])
+    torch.testing.assert_close(f_star(y, "pearson_chi2"), torch.tensor([-1.0, -1.0, -0.75, 0.0, 0.5625, 150 + 150**2 / 4]))
+    torch.testing.assert_close(f_star(y, "reverse_kl"), torch.exp(y - 1))
+    cfg = ODICEConfig()
+    torch.testing.assert_close(policy_weights(y, cfg), torch.tensor([0.0, 0.0, 0.0, 0.0, 0.5, 100.0]))
+    cfg.policy_weight = "f_prime_inverse"
+    torch.testing.assert_close(policy_weights(y, cfg), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.25, 76.0]))
+
+
+def test_policy_loss_is_the_weighted_negative_log_likelihood():
+    agent = _agent()
+    batch = _batch()
+    residual = torch.stack([torch.linspace(-1, 2, 64), torch.linspace(2, -1, 64)])
+    weight = policy_weights(residual, agent.cfg).mean(0)
+    expected = (weight * -agent.actor.log_prob(batch.obs, batch.actions)).mean()
+    metrics = agent.policy_step(batch, residual)
+    torch.testing.assert_close(metrics["actor_loss"], expected.detach())
+
+
+def test_networks_and_defaults_match_the_card():
+    agent = make_agent({"name": "odice"}, 11, 3)
+    assert agent.value.n == 2 and agent.value.norm_weights is not None  # twin V with LayerNorm
+    assert agent.actor.mean[0].out_features == 1024 and agent.actor.log_std.shape == (3,)
+    assert agent.optimizers["actor"].defaults["weight_decay"] == 1e-4
+    assert agent.optimizers["value"].defaults["weight_decay"] == 0
+    assert agent.cfg.lam == 0.6 and agent.cfg.eta == 1.0 and not agent.cfg.normalize_states
+
+
+def test_target_value_is_an_ema_and_eval_action_is_the_clipped_mean():
+    agent = _agent(tau=0.5)
+    before = [p.detach().clone() for p in agent.value_target.parameters()]
+    agent.update(_batch())
+    for t, t0, p in zip(agent.value_target.parameters(), before, agent.value.parameters()):
+        torch.testing.assert_close(t, 0.5 * t0 + 0.5 * p)
+    obs = torch.randn(8, 5) * 100
+    torch.testing.assert_close(agent.act(obs), agent.actor.mean(obs).clamp(-1, 1))
+
+
+def test_unknown_mode_is_a_config_error():
+    from offrl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="update_mode='sideways'"):
+        _agent(update_mode="sideways")
