@@ -66,7 +66,8 @@ def test_value_step_applies_the_mode_gradient(mode):
 
 def test_pearson_f_star_and_policy_weights_follow_the_card():
     y = torch.tensor([-3.0, -2.0, -1.0, 0.0, 0.5, 150.0])
-    torch.testing.assert_close(f_star(y, "pearson_chi2"), torch.tensor([-1.0, -1.0, -0.75, 0.0, 0.5625, 150 + 150**2 / 4]))
+    expected = torch.tensor([-1.0, -1.0, -0.75, 0.0, 0.5625, 150 + 150**2 / 4])  # y + y^2/4 for y >= -2, else -1
+    torch.testing.assert_close(f_star(y, "pearson_chi2"), expected)
     torch.testing.assert_close(f_star(y, "reverse_kl"), torch.exp(y - 1))
     cfg = ODICEConfig()
     torch.testing.assert_close(policy_weights(y, cfg), torch.tensor([0.0, 0.0, 0.0, 0.0, 0.5, 100.0]))
