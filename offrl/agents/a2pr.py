@@ -76,24 +76,12 @@ class A2PR(TD3BC):
             metrics.update(self.actor_step(batch, v.detach()))
         return metrics
 
-    def critic_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        cfg = self.cfg
-        with torch.no_grad():
-            noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
-            next_actions = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
-            target_q = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
-            y = batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
-        q = self.critic(batch.obs, batch.actions)
-        critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(dim=1).sum()
-        self._step("critic", critic_loss)
-        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach()}, next_actions, y
-
     def value_step(self, batch: Batch, next_actions: Tensor, y: Tensor, v: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():  # the online critic, just updated
             y_online = batch.rewards + self.cfg.discount * (1.0 - batch.dones) * self.critic(
                 batch.next_obs, next_actions).min(dim=0).values
         value_loss = F.mse_loss(v, torch.minimum(y, y_online))
-        self._step("value", value_loss)
+        self.optimize("value", value_loss)
         return {"value_loss": value_loss.detach(), "v": v.mean().detach()}
 
     def vae_step(self, batch: Batch, v: Tensor) -> dict[str, Tensor]:
@@ -103,7 +91,7 @@ class A2PR(TD3BC):
         recon_loss = (self.cfg.vae_weight * good[:, None] * (recon - batch.actions) ** 2).mean()
         kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
         vae_loss = recon_loss + self.cfg.kl_weight * kl
-        self._step("vae", vae_loss)
+        self.optimize("vae", vae_loss)
         return {"vae_loss": vae_loss.detach(), "vae_positive_fraction": good.mean()}
 
     def actor_step(self, batch: Batch, v: Tensor) -> dict[str, Tensor]:
@@ -120,16 +108,10 @@ class A2PR(TD3BC):
             target = target.detach()
         bc_loss = (weight[:, None] * (pi - target) ** 2).mean()
         actor_loss = -lmbda * q1.mean() + bc_loss
-        self._step("actor", actor_loss, inputs=list(self.actor.parameters()))
+        self.optimize("actor", actor_loss, inputs=list(self.actor.parameters()))
         polyak_update(self.critic_target, self.critic, cfg.tau)
         polyak_update(self.actor_target, self.actor, cfg.tau)
         chosen_advantage = torch.where(use_vae, q_vae, q_data) - v
         return {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss.detach(), "lambda": lmbda,
                 "vae_target_fraction": use_vae.float().mean(), "chosen_advantage": chosen_advantage.mean().detach(),
                 "bc_weight": weight.mean()}
-
-    def _step(self, name: str, loss: Tensor, inputs: list[Tensor] | None = None) -> None:
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=inputs)
-        opt.step()

@@ -47,6 +47,13 @@ class Agent(nn.Module):
         """Called once before training with the (normalised) offline data, for agents whose update
         needs the whole dataset (e.g. PRDC's nearest-neighbour search). Default: nothing."""
 
+    def optimize(self, name: str, loss: Tensor, inputs: list[Tensor] | None = None) -> None:
+        """One step of optimiser ``name`` on ``loss``; with ``inputs``, gradients reach only those tensors."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=inputs)
+        opt.step()
+
     def enable_compile(self, **options: Any) -> None:
         for name in self.compiled_methods:
             setattr(self, name, torch.compile(getattr(self, name), **options))

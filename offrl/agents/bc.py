@@ -33,10 +33,7 @@ class BC(Agent):
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         loss = F.mse_loss(self.actor(batch.obs), batch.actions)
-        opt = self.optimizers["actor"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize("actor", loss)
         return {"bc_loss": loss.detach()}
 
     @torch.no_grad()

@@ -144,10 +144,7 @@ class ODICE(Agent):
     def policy_step(self, batch: Batch, forward_residual: Tensor) -> dict[str, Tensor]:
         weight = policy_weights(forward_residual, self.cfg).mean(dim=0)  # heads' weights averaged
         loss = (weight * -self.actor.log_prob(batch.obs, batch.actions)).mean()
-        opt = self.optimizers["actor"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize("actor", loss)
         return {"actor_loss": loss.detach(), "policy_weight": weight.mean(),
                 "weight_zero_fraction": (weight == 0).float().mean()}
 

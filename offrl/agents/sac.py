@@ -66,10 +66,7 @@ class SAC(Agent):
             y = batch.rewards + cfg.discount * (1.0 - batch.dones) * (next_q - alpha * next_log_prob)
         q = self.critic(batch.obs, batch.actions)  # (n, B)
         critic_loss = 0.5 * ((q - y) ** 2).mean(dim=1).sum()
-        opt = self.optimizers["critic"]
-        opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        opt.step()
+        self.optimize("critic", critic_loss)
         polyak_update(self.critic_target, self.critic, cfg.tau)
         return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
 
@@ -78,14 +75,9 @@ class SAC(Agent):
         actions, log_prob = self.actor(batch.obs)
         q = self.critic(batch.obs, actions).min(dim=0).values
         actor_loss = (alpha * log_prob - q).mean()
-        opt = self.optimizers["actor"]
-        opt.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=list(self.actor.parameters()))
-        opt.step()
+        self.optimize("actor", actor_loss, inputs=list(self.actor.parameters()))
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-        self.optimizers["alpha"].zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.optimizers["alpha"].step()
+        self.optimize("alpha", alpha_loss)
         return {"actor_loss": actor_loss.detach(), "alpha": alpha, "alpha_loss": alpha_loss.detach(),
                 "entropy": -log_prob.mean().detach()}
 

@@ -50,13 +50,14 @@ class TD3BC(Agent):
         self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr)}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        metrics = self.critic_step(batch)
+        metrics, _, _ = self.critic_step(batch)
         self.num_updates += 1
         if self.num_updates % self.cfg.policy_freq == 0:
             metrics.update(self.actor_step(batch))
         return metrics
 
-    def critic_step(self, batch: Batch) -> dict[str, Tensor]:
+    def critic_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """The TD3 critic step; also returns the smoothed target actions a' and the targets y."""
         cfg = self.cfg
         with torch.no_grad():
             noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
@@ -65,11 +66,8 @@ class TD3BC(Agent):
             y = batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
         q = self.critic(batch.obs, batch.actions)  # (2, B)
         critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(dim=1).sum()
-        opt = self.optimizers["critic"]
-        opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        opt.step()
-        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
+        self.optimize("critic", critic_loss)
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}, next_actions, y
 
     def actor_step(self, batch: Batch) -> dict[str, Tensor]:
         pi = self.actor(batch.obs)
@@ -77,10 +75,7 @@ class TD3BC(Agent):
         lmbda = self.cfg.alpha / q1.abs().mean().detach()
         bc_loss = F.mse_loss(pi, self.bc_target(batch, pi))
         actor_loss = -lmbda * q1.mean() + bc_loss
-        opt = self.optimizers["actor"]
-        opt.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=list(self.actor.parameters()))  # no critic weight gradients
-        opt.step()
+        self.optimize("actor", actor_loss, inputs=list(self.actor.parameters()))  # no critic weight gradients
         polyak_update(self.critic_target, self.critic, self.cfg.tau)
         polyak_update(self.actor_target, self.actor, self.cfg.tau)
         return {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss.detach(), "lambda": lmbda,
