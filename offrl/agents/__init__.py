@@ -11,13 +11,16 @@ from offrl.agents.a2pr import A2PR
 from offrl.agents.base import Agent, AgentConfig
 from offrl.agents.bc import BC
 from offrl.agents.odice import ODICE
+from offrl.agents.pmoe import PMOE
 from offrl.agents.prdc import PRDC
 from offrl.agents.sac import SAC
 from offrl.agents.td3bc import TD3BC
 from offrl.config import typed
 from offrl.errors import ConfigError
 
-AGENTS: dict[str, type[Agent]] = {"bc": BC, "td3bc": TD3BC, "sac": SAC, "prdc": PRDC, "a2pr": A2PR, "odice": ODICE}
+AGENTS: dict[str, type[Agent]] = {
+    "bc": BC, "td3bc": TD3BC, "sac": SAC, "prdc": PRDC, "a2pr": A2PR, "odice": ODICE, "pmoe": PMOE,
+}
 
 
 def agent_config(cfg: dict[str, Any] | Any) -> AgentConfig:

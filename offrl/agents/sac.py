@@ -40,7 +40,7 @@ class SAC(Agent):
 
     def __init__(self, cfg: SACConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
-        self.actor = TanhGaussianActor(obs_dim, act_dim, cfg.hidden_dims)
+        self.actor = self.make_actor(obs_dim, act_dim)
         self.critic = EnsembleCritic(obs_dim, act_dim, n=cfg.num_critics, hidden=cfg.hidden_dims)
         self.critic_target = frozen_copy(self.critic)
         self.log_alpha = nn.Parameter(torch.tensor(float(cfg.init_temperature)).log())
@@ -50,6 +50,10 @@ class SAC(Agent):
             "critic": adam(self.critic, cfg.critic_lr),
             "alpha": torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True),
         }
+
+    def make_actor(self, obs_dim: int, act_dim: int) -> nn.Module:
+        """The policy: forward(obs) -> (reparameterised action, log-density), mode(obs) -> action."""
+        return TanhGaussianActor(obs_dim, act_dim, self.cfg.hidden_dims)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         metrics = self.critic_step(batch)
