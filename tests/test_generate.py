@@ -74,6 +74,11 @@ def test_random_and_medium_expert(shipped, tmp_path, monkeypatch):
     assert main(["datasets", "build", "hopper-medium-expert", "--size", "800", "--workers", "1"]) == 0
     mixed = read_d4rl_hdf5(tmp_path / "hopper-medium-expert-800.hdf5")
     assert len(mixed) == 800 and mixed.episode_ends[399]  # the medium half ends in a cut episode
+    # with the halves already built, medium-expert reuses them: the same transitions
+    assert main(["datasets", "build", "hopper-medium", "--size", "400", "--workers", "1"]) == 0
+    assert main(["datasets", "build", "hopper-medium-expert", "--size", "800", "--workers", "1", "--force"]) == 0
+    reused = read_d4rl_hdf5(tmp_path / "hopper-medium-expert-800.hdf5")
+    np.testing.assert_array_equal(reused.observations, mixed.observations)
 
 
 def test_medium_replay_is_the_run_prefix_and_reruns_identically(shipped, tmp_path, monkeypatch):

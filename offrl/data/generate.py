@@ -162,7 +162,7 @@ def build_generated(name: str, path: Path, size: int | None = None, workers: int
         arrays = medium_replay(card, from_run, size, log)
     elif quality == "medium-expert":
         half = (size or 2 * FULL_SIZE) // 2
-        medium, expert = (collect_policy(family, q, half, workers) for q in ("medium", "expert"))
+        medium, expert = (_cached_or_collect(family, q, half, workers) for q in ("medium", "expert"))
         arrays = {key: np.concatenate([medium[key], expert[key]]) for key in medium}
     else:
         arrays = collect_policy(family, quality, size or FULL_SIZE, workers)
@@ -175,6 +175,21 @@ def build_generated(name: str, path: Path, size: int | None = None, workers: int
     write_d4rl_hdf5(path, arrays, metadata)
     write_minari(f"offrl/{family}/{quality}-v0", arrays, card, recipe)
     return path
+
+
+def _cached_or_collect(family: str, quality: str, size: int, workers: int) -> dict[str, np.ndarray]:
+    """The transitions of ``<family>-<quality>`` at ``size``: read from the cache when that dataset
+    was built already (same seeds, so the same data), else collected."""
+    import h5py
+
+    from offrl.data.recipes import cached_path
+
+    path = cached_path(f"{family}-{quality}", None if size == FULL_SIZE else size)
+    if not path.exists():
+        return collect_policy(family, quality, size, workers)
+    keys = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+    with h5py.File(path, "r") as handle:
+        return {key: handle[key][()] for key in keys}
 
 
 def medium_replay(card: BehaviourCard, from_run: Path | None, size: int | None,
