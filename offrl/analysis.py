@@ -49,10 +49,11 @@ def resolve(arg: str) -> DatasetConfig:
 
 
 def default_reference(names: list[str]) -> str:
-    """``<family>-medium-replay`` when every name is a generated dataset of one family and that dataset
-    is buildable (the paper's choice), else the first name."""
+    """``<family>-medium-replay`` (the paper's choice) when every name is a generated dataset of one family
+    and that dataset is among the names or already built (building it re-runs a SAC training), else the
+    first name."""
     from offrl.data.generate import split_name
-    from offrl.data.recipes import dataset_names
+    from offrl.data.recipes import cached_path, dataset_names
 
     families = set()
     for name in names:
@@ -62,7 +63,7 @@ def default_reference(names: list[str]) -> str:
             return names[0]
     if len(families) == 1:
         candidate = f"{families.pop()}-medium-replay"
-        if candidate in dataset_names():
+        if candidate in names or (candidate in dataset_names() and cached_path(candidate).exists()):
             return candidate
     return names[0]
 

@@ -146,7 +146,7 @@ def test_reference_dims_must_match(tmp_path):
         analyze(small, large)
 
 
-def test_resolve_and_default_reference(monkeypatch):
+def test_resolve_and_default_reference(monkeypatch, tmp_path):
     assert (resolve("runs/d.hdf5").source, resolve("runs/d.hdf5").path, resolve("x.h5").name) == (
         "hdf5", "runs/d.hdf5", "x")
     assert (resolve("minari:offrl/hopper/medium-v0").source, resolve("minari:offrl/hopper/medium-v0").id) == (
@@ -156,5 +156,10 @@ def test_resolve_and_default_reference(monkeypatch):
     monkeypatch.setattr("offrl.data.recipes.dataset_names", lambda: ["idp-mixed"])  # no hopper policies
     assert default_reference(["hopper-medium", "hopper-expert"]) == "hopper-medium"
     monkeypatch.setattr("offrl.data.recipes.dataset_names", lambda: ["hopper-medium", "hopper-medium-replay"])
+    # medium-replay is the default reference when given or already built (building it re-runs SAC training)
+    assert default_reference(["hopper-medium", "hopper-expert"]) == "hopper-medium"
+    assert default_reference(["hopper-medium", "hopper-medium-replay"]) == "hopper-medium-replay"
+    monkeypatch.setattr("offrl.data.recipes.cached_path", lambda name, size=None: tmp_path / "built.hdf5")
+    (tmp_path / "built.hdf5").touch()
     assert default_reference(["hopper-medium", "hopper-expert"]) == "hopper-medium-replay"
     assert default_reference(["hopper-medium", "walker2d-expert"]) == "hopper-medium"
