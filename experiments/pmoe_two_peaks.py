@@ -87,7 +87,7 @@ def main() -> None:
     fig.savefig(out.with_suffix(".png"), dpi=100)
     share = {name: float((s > 0).mean()) for name, s in samples.items()}
     out.with_suffix(".json").write_text(json.dumps({
-        "command": "python experiments/pmoe_two_peaks.py --steps %d" % args.steps, "date": date.today().isoformat(),
+        "command": f"python experiments/pmoe_two_peaks.py --steps {args.steps}", "date": date.today().isoformat(),
         "eval_return": returns, "share_of_samples_at_positive_peak": share, "pmoe_experts": experts}, indent=2))
     print(json.dumps({"eval_return": returns, "share_positive": share, "pmoe_experts": experts}))
 
