@@ -15,7 +15,7 @@ offrl datasets build hopper-random --size 100000
 offrl datasets build halfcheetah-random --size 100000
 
 sweep=experiments/runs/offline_table
-offrl train -m hydra/launcher=local threads=1 agent=bc,td3bc,prdc,a2pr dataset=$datasets seed=0,1,2 \
+offrl train -m hydra/launcher=local threads=1 seed=0,1,2 dataset=$datasets agent=bc,td3bc,prdc,a2pr \
   trainer.steps=$steps trainer.eval_every=$steps trainer.eval_episodes=10 \
   hydra.sweep.dir=$sweep 'hydra.sweep.subdir=${agent.name}_${dataset.name}_s${seed}'
 python experiments/aggregate.py $sweep --out experiments/results/offline_table \

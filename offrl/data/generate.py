@@ -244,7 +244,7 @@ def write_minari(dataset_id: str, arrays: dict[str, np.ndarray], card: Behaviour
     if dataset_id in minari.list_local_datasets():
         minari.delete_dataset(dataset_id)
     minari.create_dataset_from_buffers(
-        dataset_id, buffers, env=gym.make(card.env_id),
+        dataset_id, buffers, env=gym.make(card.env_id), eval_env=gym.make(card.env_id),
         algorithm_name="uniform random" if recipe["quality"] == "random" else "SAC",
         ref_min_score=card.ref_min_score, ref_max_score=card.ref_max_score, author="offrl",
         author_email="offrl@localhost", code_permalink="datasets/" + card.family,
