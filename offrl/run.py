@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from offrl.trainer import Trainer, TrainerConfig
 
 @dataclass
 class RunConfig:
-    """Top-level keys of ``conf/config.yaml`` (the agent, dataset and trainer groups have their own)."""
+    """Top-level keys of ``conf/config.yaml`` (the agent, dataset and trainer groups have their own
+    dataclasses: the agent's config class, ``DatasetConfig`` and ``TrainerConfig``)."""
 
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -31,9 +32,6 @@ class RunConfig:
     compile: bool = False  # torch.compile the agent's update
     threads: int | None = None  # torch intra-op threads; None: torch's default
     resume: str | None = None  # a run directory to continue
-    agent: Any = None
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
 def resolve_device(name: str) -> torch.device:
