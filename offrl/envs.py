@@ -29,13 +29,6 @@ def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None =
     return gym.make_vec(spec, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers, **(env_kwargs or {}))
 
 
-def action_bounds(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    env = gym.make(env_id, **(env_kwargs or {}))
-    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
-    env.close()
-    return low, high
-
-
 @dataclass
 class EvalResult:
     returns: np.ndarray  # (episodes,)

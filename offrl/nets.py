@@ -35,8 +35,9 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
+        """``members`` selects a contiguous subset of the ensemble."""
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class EnsembleMLP(nn.Module):
@@ -57,7 +58,7 @@ class EnsembleMLP(nn.Module):
         if x.dim() == 2:  # the same batch for every member
             x = x.unsqueeze(0).expand(len(range(self.n)[members]), *x.shape)
         for i, layer in enumerate(self.layers):
-            x = torch.baddbmm(layer.bias[members], x, layer.weight[members])
+            x = layer(x, members)
             if i < len(self.layers) - 1:
                 if self.norm_weights is not None:
                     x = F.layer_norm(x, x.shape[-1:]) * self.norm_weights[i][members] + self.norm_biases[i][members]
