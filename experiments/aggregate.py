@@ -6,7 +6,8 @@
 
 Scores are the final evaluation of each run (trainer.eval_episodes episodes), D4RL-normalised with the
 dataset's reference returns; runs without reference returns (online runs on an env) report the raw
-return. Wall time and updates/s per run are averaged next to the scores. Writes <out>.json and <out>.md.
+return. Wall time and updates/s per run are averaged next to the scores. Writes <out>.json and <out>.md,
+and with --curves <out>.png: evaluation return against steps, mean and spread over seeds, a panel per dataset.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--command", default="", help="the sweep command, recorded with the table")
+    parser.add_argument("--curves", action="store_true", help="also plot the evaluation curves to <out>.png")
     args = parser.parse_args()
     runs = collect(args.dirs)
     datasets = sorted({d for d, _ in runs})
@@ -77,6 +79,31 @@ def main() -> None:
                   f"({rows[0]['eval_episodes'] if rows else '?'} episodes)."]
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.curves:
+        plot_curves(runs, datasets, agents, args.out.with_suffix(".png"))
+
+
+def plot_curves(runs: dict[tuple[str, str], list[dict]], datasets: list[str], agents: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for agent in agents:
+            results = runs.get((dataset, agent))
+            if not results:
+                continue
+            steps = [e["step"] for e in results[0]["eval_history"]]
+            curves = np.array([[e["return_mean"] for e in r["eval_history"]][:len(steps)] for r in results])
+            mean, std = curves.mean(0), curves.std(0)
+            ax.plot(steps, mean, label=f"{agent} (n={len(results)})")
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+        ax.set(title=dataset, xlabel="step", ylabel="evaluation return")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

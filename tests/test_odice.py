@@ -109,3 +109,17 @@ def test_unknown_mode_is_a_config_error():
 
     with pytest.raises(ConfigError, match="update_mode='sideways'"):
         _agent(update_mode="sideways")
+
+
+@pytest.mark.parametrize("lam", [0.4, 0.6])
+def test_semi_gradient_fixed_point_residual_is_two_one_minus_two_lambda_over_lambda(lam):
+    # Setting the bias gradient of (1 - lam) E V(s) + lam E f*(d) to zero with f*'(d) = 1 + d/2 gives
+    # E[d_fwd] = 2 (1 - 2 lam) / lam: -0.67 at the default lam = 0.6 (most policy weights max(d, 0) are
+    # then 0), +1 at lam = 0.4. gamma = 0 makes the residual r - V(s), so the fixed point is reached quickly.
+    agent = _agent(update_mode="semi", lam=lam, discount=0.0, value_lr=3e-3)
+    batch = _batch(n=256)
+    batch = batch._replace(rewards=0.1 * batch.rewards)  # all residuals stay in f*'s quadratic part (d > -2)
+    for _ in range(500):
+        metrics, _ = agent.value_step(batch)
+    _, forward, _ = agent.residuals(batch)
+    assert forward.mean().item() == pytest.approx(2 * (1 - 2 * lam) / lam, abs=0.02)
