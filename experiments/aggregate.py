@@ -19,14 +19,25 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 
-def collect(dirs: list[Path]) -> dict[tuple[str, str], list[dict]]:
+def collect(dirs: list[Path], by: str | None = None, dataset: str | None = None) -> dict[tuple[str, str], list[dict]]:
+    """Runs grouped by (dataset, agent); with ``by`` (a dotted config key, read from each run's
+    config.yaml) the agent label becomes ``agent[value]``, e.g. odice[semi]."""
     runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for root in dirs:
         for path in sorted(root.rglob("results.json")):
             result = json.loads(path.read_text())
-            runs[(result["dataset"], result["agent"])].append(result)
+            if dataset and result["dataset"] != dataset:
+                continue
+            label = result["agent"]
+            if by:
+                value = yaml.safe_load((path.parent / "config.yaml").read_text())
+                for key in by.split("."):
+                    value = value[key]
+                label = f"{label}[{value}]"
+            runs[(result["dataset"], label)].append(result)
     return runs
 
 
@@ -35,12 +46,19 @@ def main() -> None:
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--command", default="", help="the sweep command, recorded with the table")
+    parser.add_argument("--by", help="split each agent by this dotted config key, e.g. agent.update_mode")
+    parser.add_argument("--dataset", help="only runs on this dataset")
     parser.add_argument("--curves", action="store_true", help="also plot the evaluation curves to <out>.png")
     args = parser.parse_args()
-    runs = collect(args.dirs)
+    runs = collect(args.dirs, args.by, args.dataset)
     datasets = sorted({d for d, _ in runs})
     known = ("bc", "td3bc", "prdc", "a2pr", "odice", "sac", "pmoe")
-    agents = sorted({a for _, a in runs}, key=lambda a: (known.index(a) if a in known else len(known), a))
+
+    def order(label: str) -> tuple[int, str]:
+        name = label.split("[")[0]
+        return (known.index(name) if name in known else len(known), label)
+
+    agents = sorted({a for _, a in runs}, key=order)
     rows = []
     for (dataset, agent), results in sorted(runs.items()):
         normalized = all(r["normalized_score"] is not None for r in results)
