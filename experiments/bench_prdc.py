@@ -30,20 +30,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cuda: the neighbour search runs on the GPU (brute force)")
     parser.add_argument("--d3rlpy-python", default=None)
     parser.add_argument("--out", default=str(HERE / "results" / "prdc_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = ensure_recipe_dataset(args.dataset)
-    results = {"offrl_td3bc": bench_offrl(path, args.steps, args.warmup, False, "cpu", "td3bc"),
-               "offrl_prdc": bench_offrl(path, args.steps, args.warmup, False, "cpu", "prdc")}
+    results = {"offrl_td3bc": bench_offrl(path, args.steps, args.warmup, False, args.device, "td3bc"),
+               "offrl_prdc": bench_offrl(path, args.steps, args.warmup, False, args.device, "prdc")}
     if args.d3rlpy_python:
         results["d3rlpy_prdc"] = bench_d3rlpy(args.d3rlpy_python, path, args.steps, args.warmup, args.threads, "prdc")
     ratios = {"prdc_over_td3bc_time": results["offrl_td3bc"]["updates_per_s"] / results["offrl_prdc"]["updates_per_s"]}
     if "d3rlpy_prdc" in results:
         ratios["speedup_vs_d3rlpy"] = results["offrl_prdc"]["updates_per_s"] / results["d3rlpy_prdc"]["updates_per_s"]
     record = {"command": "python experiments/bench_prdc.py " + " ".join(sys.argv[1:]), "date": date.today().isoformat(),
-              "machine": f"{platform.machine()}, {args.threads} torch threads, cpu, torch {torch.__version__}",
+              "machine": f"{platform.machine()}, {args.threads} torch threads, {args.device}, "
+                         f"torch {torch.__version__}",
               "dataset": args.dataset, "steps": args.steps, "results": results, "ratios": ratios}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
