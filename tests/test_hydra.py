@@ -42,6 +42,18 @@ def test_launcher_configs_compose(composer, launcher, target):
         assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 720
 
 
+@pytest.mark.parametrize("mode", ["orthogonal", "true", "semi"])
+def test_odice_update_mode_from_the_command_line(composer, mode):
+    # Hydra parses `true` as a boolean; the agent must still get the `true` mode
+    from omegaconf import OmegaConf
+
+    from offrl.agents import make_agent
+
+    cfg = composer("config", overrides=["agent=odice", f"agent.update_mode={mode}"])
+    agent = make_agent(OmegaConf.to_container(cfg.agent), 5, 2)
+    assert agent.cfg.update_mode == mode
+
+
 def test_multirun_over_seeds(tmp_path, small_default_dataset):
     sweep = tmp_path / "sweep"
     code = main(["train", "-m", *FAST, "trainer.steps=10", "trainer.eval_every=10", "trainer.eval_episodes=1",

@@ -87,6 +87,8 @@ class ODICE(Agent):
     compiled_methods = ("value_step", "policy_step")
 
     def __init__(self, cfg: ODICEConfig, obs_dim: int, act_dim: int) -> None:
+        # YAML and Hydra's command line read `agent.update_mode=true` as the boolean True ("True" once typed)
+        cfg.update_mode = str(cfg.update_mode).lower()
         super().__init__(cfg, obs_dim, act_dim)
         choices = (("update_mode", cfg.update_mode, MODES), ("divergence", cfg.divergence, DIVERGENCES),
                    ("policy_weight", cfg.policy_weight, WEIGHTS))
