@@ -26,7 +26,7 @@ offrl train -m $common dataset=hopper-medium,hopper-medium-replay,halfcheetah-me
   hydra.sweep.dir=$runs/odice_table "$sub"
 offrl train -m $common dataset=walker2d-medium,walker2d-medium-replay,walker2d-medium-expert agent=bc,td3bc \
   hydra.sweep.dir=$runs/offline_table_walker2d "$sub"
-offrl train -m $common dataset=hopper-medium-replay agent=odice agent.update_mode=true,semi \
+offrl train -m $common dataset=hopper-medium-replay agent=odice "agent.update_mode='true',semi" \
   hydra.sweep.dir=$runs/odice_ablation 'hydra.sweep.subdir=${agent.update_mode}_s${seed}'
 
 python experiments/aggregate.py $runs/offline_table $runs/odice_table $runs/offline_table_walker2d \
