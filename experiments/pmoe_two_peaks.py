@@ -4,11 +4,12 @@
 
 The task: a constant observation, one action in [-1, 1], reward 10 exp(-(a - 0.6)^2 / 0.02) or
 10 exp(-(a + 0.6)^2 / 0.02), whichever is larger, then the episode ends. Both agents start from
-temperature 0.1 so that the short run is about the reward, not the entropy bonus. A unimodal SAC policy must
-commit to one peak (or sit between them); PMOE's experts can cover both. Runs SAC and PMOE with each
-gradient estimator (frequency = the paper's, gumbel, score_function) on every seed and records the
-share of sampled actions at the positive peak and the experts' means and router weights. Writes a
-histogram of sampled actions per contender (first seed) to experiments/results/pmoe_two_peaks.png (+ .json).
+temperature 0.1 so that the short run is about the reward, not the entropy bonus. A unimodal SAC
+policy must commit to one peak (or sit between them); a mixture could cover both, and whether it
+does is what this measures. Runs SAC and PMOE with each gradient estimator (frequency = the
+paper's, gumbel, score_function) on every seed and records the share of sampled actions at the
+positive peak and the experts' means and router weights. Writes a histogram of sampled actions per
+contender (first seed) to experiments/results/pmoe_two_peaks.png (+ .json, .md).
 """
 
 from __future__ import annotations
