@@ -105,6 +105,8 @@ def main() -> None:
              "|---|---:|---:|"]
     lines += [f"| {k} | {v['return_mean']:.1f} +- {v['return_std']:.1f} | {v['wall_s_mean']:.0f} |"
               for k, v in summary.items()]
+    lines += ["", "Wall s is not a speed comparison (runs may share the CPU with other jobs, offrl's includes its "
+                  "evaluations); experiments/bench_sac_vs_sb3.py measures speed side by side."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
