@@ -49,6 +49,10 @@ class ODICEConfig(AgentConfig):
     policy_weight: str = "residual"  # residual: max(d, 0) as the code | f_prime_inverse: max(d / 2 + 1, 0)
     max_weight: float = 100.0
 
+    def __post_init__(self) -> None:
+        # YAML and Hydra's command line read `agent.update_mode=true` as the boolean True ("True" once typed)
+        self.update_mode = str(self.update_mode).lower()
+
 
 def f_star(y: Tensor, divergence: str) -> Tensor:
     if divergence == "pearson_chi2":
@@ -87,8 +91,6 @@ class ODICE(Agent):
     compiled_methods = ("value_step", "policy_step")
 
     def __init__(self, cfg: ODICEConfig, obs_dim: int, act_dim: int) -> None:
-        # YAML and Hydra's command line read `agent.update_mode=true` as the boolean True ("True" once typed)
-        cfg.update_mode = str(cfg.update_mode).lower()
         super().__init__(cfg, obs_dim, act_dim)
         choices = (("update_mode", cfg.update_mode, MODES), ("divergence", cfg.divergence, DIVERGENCES),
                    ("policy_weight", cfg.policy_weight, WEIGHTS))
