@@ -1,9 +1,12 @@
-"""Atomic checkpoints and the random-number state they carry."""
+"""Atomic checkpoints, the random-number state they carry, and the lock on a run directory."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +15,75 @@ import torch
 
 from offrl.errors import OffrlError
 
+# Bumped whenever the checkpoint layout changes; a checkpoint of another format is refused on resume.
+FORMAT = 2
+
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """torch.save to a temp file in the same directory, then rename: a crash never leaves a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """torch.save to a temp file in the same directory, fsync, then rename: a crash or a kill during
+    the write never leaves a torn file, and the previous checkpoint stays valid until the rename. A
+    failed write (disk full, unwritable directory) is an OffrlError naming the path."""
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            torch.save({"format": FORMAT, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        kept = f"; the previous checkpoint {path} is intact" if path.exists() else ""
+        raise OffrlError(f"{path}: cannot write checkpoint ({err.strerror or err}){kept}") from None
 
 
 def load(path: Path) -> dict[str, Any]:
+    """A checkpoint written by this offrl; a missing, truncated or foreign file is an OffrlError."""
     if not path.is_file():
         raise OffrlError(f"{path}: no checkpoint to resume from (expected the file a run writes there)")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, AttributeError,
+            ModuleNotFoundError) as err:
+        raise OffrlError(f"{path}: checkpoint is truncated or unreadable ({type(err).__name__})") from None
+    found = state.get("format") if isinstance(state, dict) else None
+    if found != FORMAT:
+        raise OffrlError(f"{path}: checkpoint format {found} was written by an incompatible offrl version; "
+                         f"this offrl reads format {FORMAT}")
+    return state
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``.lock``, flock): a second process training into the
+    same directory is refused instead of interleaving checkpoints. The OS drops the lock when the
+    process ends, however it ends."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self.handle = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            handle.close()
+            raise OffrlError(f"{self.path.parent}: another offrl process (pid {owner}) is training in this run "
+                             "directory; wait for it or choose another hydra.run.dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing releases the flock
+            self.handle = None
 
 
 def rng_state() -> dict[str, Any]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
-from offrl.errors import OffrlError, TrainingDiverged
+from offrl.errors import Interrupted, OffrlError, TrainingDiverged
 
 GROUPS = ("agent", "dataset", "trainer")
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except OffrlError as err:
         print(f"offrl: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("offrl: interrupted", file=sys.stderr)
+        return 130
     print(f"offrl: error: unknown command '{command}'; expected 'train' or 'datasets'", file=sys.stderr)
     return 2
 
@@ -47,9 +51,17 @@ def _train(overrides: list[str]) -> int:
     from omegaconf import DictConfig
 
     _register_schemas()
+    multirun = any(o in ("-m", "--multirun") for o in overrides)
     resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), None)
-    if resume and not any(o.startswith("hydra.run.dir=") for o in overrides):
-        overrides += [f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
+    if resume:
+        if multirun:
+            raise OffrlError("resume=<dir> continues one run; it cannot be combined with -m/--multirun")
+        _check_resumable(Path(resume), overrides)
+        if not any(o.startswith("hydra.run.dir=") for o in overrides):
+            overrides += [f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
+    if not any(o in ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help") for o in overrides):
+        _check_overrides(overrides)
+    started = time.time()
     entered = False
     status = 0
 
@@ -67,10 +79,16 @@ def _train(overrides: list[str]) -> int:
         except OffrlError as err:
             print(f"offrl: error: {err}", file=sys.stderr)
             status = 2
+            _remove_unused_run_dir(run_dir, started)
             return
         except TrainingDiverged as err:
             print(f"offrl: training diverged: {err}", file=sys.stderr)
             status = 1
+            return
+        except Interrupted as stop:
+            print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
+                  f"offrl: continue with: offrl train resume={stop.run_dir}", file=sys.stderr)
+            status = 130
             return
         score = results["normalized_score"]
         shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
@@ -89,6 +107,158 @@ def _train(overrides: list[str]) -> int:
     finally:
         sys.argv = saved_argv
     return status
+
+
+def _check_overrides(overrides: list[str]) -> None:
+    """Compose the config of every job the overrides describe (a sweep's first 64) and convert it to
+    the typed configs, so a misspelt group option, an unknown key (with or without ``+``) or a wrong
+    type is one line naming it, with the closest valid names, before Hydra creates any directory."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from omegaconf.errors import OmegaConfBaseException
+
+    from offrl.run import parse_config
+
+    plain = [o for o in overrides if not o.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(plain)
+    except HydraException as err:
+        raise OffrlError(f"cannot parse the overrides: {_first_line(err)}") from None
+    for override in parsed:
+        if override.key_or_group in CHOICE_GROUPS and not override.is_delete():
+            values = override.sweep_string_iterator() if override.is_sweep_override() else [override.value()]
+            for value in values:
+                _check_choice(override.key_or_group, str(value))
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch][:64]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="offrl.conf", version_base="1.3"):
+            for job in jobs:
+                try:
+                    cfg = compose(config_name="config", overrides=[o for o in job if not o.startswith("hydra.")])
+                except (HydraException, OmegaConfBaseException) as err:
+                    raise OffrlError(_composition_message(err)) from None
+                if not cfg.get("resume"):
+                    parse_config(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+CHOICE_GROUPS = {"agent": "agent", "dataset": "dataset", "trainer": "trainer", "hydra/launcher": "launcher"}
+
+
+def _choices(group: str) -> list[str]:
+    from importlib.resources import files
+
+    folder = files("offrl.conf").joinpath(*group.split("/"))
+    options = sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return options + (["joblib", "basic", "submitit_slurm", "submitit_local"] if group == "hydra/launcher" else [])
+
+
+def _check_choice(group: str, value: str) -> None:
+    options = _choices(group)
+    if value not in options:
+        raise OffrlError(f"{group}={value} is not a known {CHOICE_GROUPS[group]}{_suggest(value, options)}; "
+                         f"choices: {', '.join(options)}")
+
+
+def _close(word: str, options) -> list[str]:
+    import difflib
+
+    return difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
+
+
+def _suggest(word: str, options) -> str:
+    close = _close(word, options)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def _composition_message(err: BaseException) -> str:
+    """One line for a Hydra composition error: the override, what is wrong, the closest valid keys."""
+    import re
+
+    text = str(err)
+    cause = err.__cause__ or err.__context__
+    key = re.search(r"Could not (?:override|append to config\. An item is already at) '([^']+)'", text)
+    if key:
+        name = key.group(1)
+        reason = _first_line(cause) if cause is not None else text.splitlines()[-1]
+        if "not in" in reason or "Key '" in reason:
+            return _unknown_key_message(name)
+        return f"{name}: {reason}"
+    return f"{_first_line(err)}: {_first_line(cause)}" if cause is not None else _first_line(err)
+
+
+def _unknown_key_message(dotted: str) -> str:
+    from dataclasses import fields
+
+    from offrl.agents import AGENTS
+    from offrl.data.sources import DatasetConfig
+    from offrl.run import RunConfig
+    from offrl.trainer import TrainerConfig
+
+    group, _, key = dotted.partition(".")
+    known = {"trainer": [f.name for f in fields(TrainerConfig)], "dataset": [f.name for f in fields(DatasetConfig)],
+             "agent": sorted({f.name for cls in AGENTS.values() for f in fields(cls.config_class)})}
+    if group in known:
+        close = [f"{group}.{name}" for name in _close(key, known[group])]
+    else:
+        close = _close(dotted, [f.name for f in fields(RunConfig)] + list(known))
+    article = "an" if group[:1] in "aeiou" else "a"
+    what = f"{article} {group} option" if group in known else "an option"
+    return f"{dotted} is not {what}" + (f"; did you mean {' or '.join(close)}?" if close else "")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _check_resumable(run_dir: Path, overrides: list[str]) -> None:
+    """``resume=<dir>`` must name a run written by offrl train, and the overrides may not ask for
+    another agent or dataset than the run's; checked before anything is created."""
+    from omegaconf import OmegaConf
+
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        what = "does not exist" if not run_dir.exists() else f"holds no run ({saved.name} not found)"
+        raise OffrlError(f"resume={run_dir}: the directory {what}; expected a run directory written by offrl train")
+    try:
+        base = OmegaConf.load(saved)
+    except Exception as err:  # a damaged YAML file: any of yaml's or omegaconf's errors
+        raise OffrlError(f"resume={run_dir}: {saved} is not readable YAML ({_first_line(err)})") from None
+    asked = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o and not o.startswith("-"))
+    for group in GROUPS:
+        for key in (group, f"{group}.name"):
+            if key in asked and asked[key] != str(base.get(group, {}).get("name")):
+                raise OffrlError(f"resume={run_dir}: the run trained {group} '{base[group].name}', the overrides "
+                                 f"ask for {key}={asked[key]}; start a new run for that")
+    checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    from offrl import checkpoint
+
+    checkpoint.load(checkpoint_path)  # exists, reads, and has this offrl's format
+
+
+def _remove_unused_run_dir(run_dir: Path, since: float) -> None:
+    """A refused run leaves no directory behind: remove ``run_dir`` if it holds only what Hydra and
+    the lock wrote in this invocation (no config.yaml, checkpoint or results), then empty parents."""
+    import shutil
+
+    if not run_dir.is_dir():
+        return
+    entries = list(run_dir.iterdir())
+    ours = all(e.name in (".hydra", ".lock") or e.suffix == ".log" for e in entries)
+    if not ours or any(e.stat().st_mtime < since - 1 for e in entries):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cwd = Path.cwd().resolve()
+    parent = run_dir.resolve().parent
+    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def _register_schemas() -> None:

@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import pickle
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
 from offrl.errors import ConfigError
 
 
+def env_spec(env_id: str, where: str = "env") -> gym.envs.registration.EnvSpec:
+    """The gymnasium spec of ``env_id``; an unknown id is a ConfigError suggesting the closest ids."""
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(f"{where}='{env_id}' is not a registered gymnasium environment{hint}") from None
+
+
+def env_spaces(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[gym.Space, gym.Space]:
+    """Observation and action space of ``env_id`` (made once, then closed)."""
+    probe = gym.make(env_spec(env_id), **(env_kwargs or {}))
+    spaces = probe.observation_space, probe.action_space
+    probe.close()
+    return spaces
+
+
 def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None = None) -> gym.vector.VectorEnv:
     """A synchronous vector env (AsyncVectorEnv is slower on 2 cores) whose action space is [-1, 1]."""
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as err:
-        raise ConfigError(f"environment '{env_id}' is not registered with gymnasium ({err})") from None
+    spec = env_spec(env_id)
     probe = gym.make(spec, **(env_kwargs or {}))
     space = probe.action_space
     probe.close()
@@ -75,3 +94,61 @@ def evaluate(
             if restart.any():
                 obs, _ = envs.reset(seed=[seed + int(i) for i in current], options={"reset_mask": restart})
     return EvalResult(returns, lengths)
+
+
+# ---------------------------------------------------------------------- exact environment state
+# Attributes that are simulator handles or sub-environments: never pickled as attributes.
+_NOT_STATE = {"env", "envs", "env_fns", "model", "data", "mujoco_renderer", "renderer", "viewer", "spec"}
+
+
+def vec_env_state(envs: gym.vector.SyncVectorEnv) -> dict[str, Any]:
+    """Everything a synchronous vector env needs to continue bit-exactly: the vector env's own
+    attributes (autoreset flags, last observations), and per sub-env every picklable attribute of
+    each wrapper (elapsed steps, reset flags) and of the base env (its ``np_random``, classic-control
+    ``state``), plus a full copy of a MuJoCo env's ``MjData`` (integration state, warm start and the
+    derived quantities some envs read before stepping, e.g. body positions)."""
+    return {"vector": _attributes(envs), "envs": [_env_state(env) for env in envs.envs]}
+
+
+def set_vec_env_state(envs: gym.vector.SyncVectorEnv, state: dict[str, Any]) -> None:
+    if len(state["envs"]) != envs.num_envs:
+        raise ConfigError(f"saved environment state holds {len(state['envs'])} envs, this run has {envs.num_envs}")
+    _set_attributes(envs, state["vector"])
+    for env, saved in zip(envs.envs, state["envs"]):
+        for layer, attributes in zip(_layers(env), saved["layers"]):
+            _set_attributes(layer, attributes)
+        if saved["mjdata"] is not None:
+            base = env.unwrapped
+            mujoco.mj_copyData(base.data, base.model, pickle.loads(zlib.decompress(saved["mjdata"])))
+
+
+def _env_state(env: gym.Env) -> dict[str, Any]:
+    data = getattr(env.unwrapped, "data", None)
+    mjdata = zlib.compress(pickle.dumps(data), 1) if isinstance(data, mujoco.MjData) else None
+    return {"layers": [_attributes(layer) for layer in _layers(env)], "mjdata": mjdata}
+
+
+def _layers(env: gym.Env) -> Iterator[gym.Env]:
+    """The wrapper chain from the outermost wrapper down to the base env."""
+    while True:
+        yield env
+        if not hasattr(env, "env"):
+            return
+        env = env.env
+
+
+def _attributes(obj: Any) -> dict[str, bytes]:
+    out = {}
+    for key, value in vars(obj).items():
+        if key in _NOT_STATE or callable(value):
+            continue
+        try:
+            out[key] = pickle.dumps(value)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            continue  # handles (file objects, locks): configuration, not state
+    return out
+
+
+def _set_attributes(obj: Any, attributes: dict[str, bytes]) -> None:
+    for key, blob in attributes.items():
+        setattr(obj, key, pickle.loads(blob))

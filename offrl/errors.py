@@ -15,3 +15,11 @@ class ConfigError(OffrlError):
 
 class TrainingDiverged(RuntimeError):
     """A loss or parameter became NaN/inf; the last good checkpoint is kept."""
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C; the run stopped at a step boundary after writing a checkpoint."""
+
+    def __init__(self, run_dir, checkpoint_path, where: str) -> None:
+        super().__init__(where)
+        self.run_dir, self.checkpoint_path, self.where = run_dir, checkpoint_path, where

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from offrl import checkpoint
-from offrl.agents import agent_config, make_agent
+from offrl.agents import AgentConfig, agent_config, make_agent
 from offrl.config import typed
 from offrl.data.arrays import DatasetInfo
 from offrl.data.sources import DatasetConfig, load_dataset
 from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.envs import env_spaces, env_spec
 from offrl.errors import ConfigError
 from offrl.trainer import Trainer, TrainerConfig
 
@@ -30,7 +34,7 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     env: str | None = None  # evaluation / online env id; None: the one the dataset names
     compile: bool = False  # torch.compile the agent's update
-    threads: int | None = None  # torch intra-op threads; None: torch's default
+    threads: int | None = None  # torch intra-op threads; None: auto, the cores free at start (choose_threads)
     resume: str | None = None  # a run directory to continue
 
 
@@ -45,36 +49,85 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"device={name} is not a torch device; expected auto, cpu, cuda or cuda:N") from None
 
 
-def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
-    """Train as ``cfg`` says, in ``run_dir`` (continuing it if ``cfg.resume`` is set)."""
-    run_dir = Path(run_dir)
-    cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
-    top = typed(RunConfig, {k: v for k, v in cfg.items() if k not in ("agent", "dataset", "trainer")}, "config")
+def free_cores(window_s: float = 0.2) -> int:
+    """Cores of this process's CPU set that are idle now, measured from /proc/stat over ``window_s``
+    (busy time of all CPUs over the window); without /proc/stat, the whole CPU set."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        first = _cpu_times()
+        time.sleep(window_s)
+        second = _cpu_times()
+    except (OSError, ValueError):
+        return usable
+    total, idle = (b - a for a, b in zip(first, second))
+    busy_cores = (os.cpu_count() or usable) * (total - idle) / max(total, 1)
+    return max(1, min(usable, round(usable - busy_cores)))
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(total, idle + iowait) jiffies of all CPUs."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
+def choose_threads(threads: int | None, log: Callable[[str], None] = print) -> int:
+    """``threads`` if given, else the cores free at start (at least 1): torch's default (one thread per
+    core) collapses when other processes share the cores (OpenMP threads spin waiting for each other;
+    measured 8x slower with two other jobs on 2 cores, experiments/results/threads_under_load.md)."""
+    if threads is not None:
+        if threads <= 0:
+            raise ConfigError(f"threads={threads} must be a positive number of torch CPU threads (or null: auto)")
+        return threads
+    chosen = free_cores()
+    log(f"offrl: threads=auto: {chosen} torch thread(s) for the {chosen} free of "
+        f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores")
+    return chosen
+
+
+TOP_KEYS = {f.name for f in fields(RunConfig)} | {"agent", "dataset", "trainer"}
+
+
+def parse_config(cfg: DictConfig) -> tuple[RunConfig, AgentConfig, TrainerConfig, DatasetConfig]:
+    """The typed configs of a composed config; an unknown key or a wrong type is a ConfigError.
+    ``loaded`` (what the data reader took, written into a run's config.yaml) is not an input."""
+    unknown = sorted(set(cfg.keys()) - TOP_KEYS - {"loaded"})
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {unknown}; expected {sorted(TOP_KEYS)}")
+    top = typed(RunConfig, {k: cfg[k] for k in cfg if k in TOP_KEYS - {"agent", "dataset", "trainer"}}, "config")
     agent_cfg = agent_config(cfg.agent)
     trainer_cfg = typed(TrainerConfig, cfg.get("trainer", {}), "trainer")
     dataset_cfg = typed(DatasetConfig, cfg.get("dataset", {}), "dataset")
     trainer_cfg.check()
+    return top, agent_cfg, trainer_cfg, dataset_cfg
+
+
+def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """Train as ``cfg`` says, in ``run_dir`` (continuing it if ``cfg.resume`` is set). Everything is
+    checked before the run directory is written to; the directory is locked while training."""
+    run_dir = Path(run_dir)
+    cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    top, agent_cfg, trainer_cfg, dataset_cfg = parse_config(cfg)
     device = resolve_device(top.device)
-    if top.threads:
-        torch.set_num_threads(top.threads)
+    torch.set_num_threads(choose_threads(top.threads))
     checkpoint.seed_everything(top.seed)
 
-    store = None
+    store, loaded = None, None
     if trainer_cfg.mode == "online":
         env_id = top.env or dataset_cfg.env_id
         if env_id is None:
             raise ConfigError("trainer.mode=online needs env=<gymnasium id>")
         info = DatasetInfo(name=env_id, source="env", location=env_id, env_id=env_id,
                            ref_min_score=dataset_cfg.ref_min_score, ref_max_score=dataset_cfg.ref_max_score)
-        probe = gym.make(env_id)
-        obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
-        probe.close()
+        env_spec(env_id)
+        obs_space, act_space = env_spaces(env_id)
+        obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
         normalizer = ObsNormalizer(obs_dim)
     else:
         if top.env:
             dataset_cfg.env_id = top.env
         data = load_dataset(dataset_cfg)
-        info = data.info
+        info, loaded = data.info, data.summary()
+        print(f"offrl: {data.describe()}")
         obs_dim, act_dim = data.obs_dim, data.act_dim
         normalizer = ObsNormalizer.fit(data.observations) if agent_cfg.normalize_states else ObsNormalizer(obs_dim)
         store = TransitionStore.from_data(data, device, seed=top.seed)
@@ -87,11 +140,15 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     if top.compile:
         agent.enable_compile()
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-    trainer = Trainer(trainer_cfg, agent, run_dir, top.seed, normalizer, info, store, resolved)
-    results = trainer.run(resume=top.resume is not None)
-    results = {"agent": agent_cfg.name, "dataset": info.name, "env_id": info.env_id, "seed": top.seed,
-               "device": str(device), **results}
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    resolved.pop("loaded", None)
+    if loaded is not None:
+        resolved["loaded"] = loaded
+    with checkpoint.RunLock(run_dir):
+        trainer = Trainer(trainer_cfg, agent, run_dir, top.seed, normalizer, info, store, resolved)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        results = trainer.run(resume=top.resume is not None)
+        results = {"agent": agent_cfg.name, "dataset": info.name, "env_id": info.env_id, "seed": top.seed,
+                   "device": str(device), "host": socket.gethostname(), "pid": os.getpid(), "data": loaded,
+                   **results}
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     return results

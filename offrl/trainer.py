@@ -1,10 +1,16 @@
-"""One training loop for every agent: offline (gradient steps), online and offline-to-online
-(environment steps with warm-up and an updates-per-step ratio), with evaluation, TensorBoard
-logging, atomic checkpoints and exact resume."""
+"""One training loop for every agent. A run is a sequence of phases (offline gradient steps; online
+environment steps with warm-up and an updates-per-step ratio), each drawing batches from a batch
+source; every phase logs, evaluates, checks for NaN, checkpoints and resumes the same way.
+
+``trainer.mode`` only chooses the phases: offline = [offline], online = [online], offline_to_online =
+[pretrain (offline), online with batches mixing dataset and replay].
+"""
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +25,10 @@ from tqdm.auto import tqdm
 from offrl import checkpoint
 from offrl.agents.base import Agent
 from offrl.data.arrays import DatasetInfo
-from offrl.data.store import ObsNormalizer, TransitionStore, sample_mixed
-from offrl.envs import EvalResult, evaluate, make_vec_env
-from offrl.errors import ConfigError, TrainingDiverged
+from offrl.data.batches import BatchSource, Mixture, StoreSampler
+from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.envs import EvalResult, evaluate, make_vec_env, set_vec_env_state, vec_env_state
+from offrl.errors import ConfigError, Interrupted, TrainingDiverged
 
 MODES = ("offline", "online", "offline_to_online")
 
@@ -52,6 +59,9 @@ class TrainerConfig:
                     "checkpoint_every", "num_envs", "buffer_size"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"trainer.{key}={getattr(self, key)} must be positive")
+        for key in ("warmup_steps", "pretrain_steps", "updates_per_step"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"trainer.{key}={getattr(self, key)} must not be negative")
         if not 0.0 <= self.offline_fraction <= 1.0:
             raise ConfigError(f"trainer.offline_fraction={self.offline_fraction} must lie in [0, 1]")
 
@@ -73,9 +83,176 @@ class Logger:
         self.writer.close()
 
 
+# ---------------------------------------------------------------------- phases
+class Phase:
+    """A stretch of training with its own step counter, ``step`` of ``steps``."""
+
+    name: str
+    unit: str
+
+    def __init__(self, name: str, steps: int) -> None:
+        self.name, self.steps, self.step = name, steps, 0
+
+    def run(self, trainer: Trainer) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+
+
+class OfflinePhase(Phase):
+    """Gradient steps on batches from ``source``."""
+
+    unit = "step"
+
+    def __init__(self, name: str, steps: int, source: BatchSource, batch_size: int) -> None:
+        super().__init__(name, steps)
+        self.source, self.batch_size = source, batch_size
+
+    def run(self, trainer: Trainer) -> None:
+        with trainer.progress_bar(self) as bar:
+            while self.step < self.steps:
+                trainer.update(self.source.sample(self.batch_size))
+                self.step += 1
+                bar.update(1)
+                trainer.periodic(self, self.step - 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "source": self.source.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.source.load_state_dict(state["source"])
+
+
+class OnlinePhase(Phase):
+    """Environment steps on a vector env into a replay store; after ``warmup_steps`` uniform-random
+    steps, ``updates_per_step`` updates per env step on batches of the replay, or of a mixture of
+    ``offline`` data (share ``offline_fraction``) and the replay.
+
+    Resume is exact: the checkpoint holds the vector env's full state (``vec_env_state``: simulator,
+    wrappers, RNGs, elapsed steps, autoreset flags), the observations in hand, the returns of the
+    episodes in progress, the exploration RNG and the fractional update debt."""
+
+    unit = "env step"
+
+    def __init__(self, name: str, cfg: TrainerConfig, replay: TransitionStore, offline: BatchSource | None,
+                 seed: int) -> None:
+        super().__init__(name, cfg.steps)
+        self.cfg, self.replay, self.seed = cfg, replay, seed
+        online = StoreSampler(replay)
+        self.source: BatchSource = online if offline is None else Mixture(
+            [(offline, cfg.offline_fraction), (online, 1.0 - cfg.offline_fraction)])
+        self.envs = None
+        self.saved_envs: dict[str, Any] | None = None
+        self.explore_rng = np.random.default_rng([seed, 0])
+        self.obs: np.ndarray | None = None
+        self.restarted = np.zeros(cfg.num_envs, bool)  # sub-envs whose next step() is an autoreset
+        self.episode_return = np.zeros(cfg.num_envs)
+        self.finished_returns: list[float] = []
+        self.update_debt = 0.0
+
+    def run(self, trainer: Trainer) -> None:
+        cfg, info = self.cfg, trainer.info
+        self.envs = make_vec_env(info.env_id, cfg.num_envs, info.env_kwargs)
+        if self.saved_envs is None:
+            self.obs, _ = self.envs.reset(seed=self.seed)
+        else:
+            set_vec_env_state(self.envs, self.saved_envs)
+        act_dim = self.envs.single_action_space.shape[0]
+        try:
+            with trainer.progress_bar(self) as bar:
+                while self.step < self.steps:
+                    tick = time.perf_counter()
+                    self._env_step(trainer, act_dim)
+                    previous = self.step
+                    self.step += cfg.num_envs
+                    bar.update(cfg.num_envs)
+                    if self.step >= cfg.warmup_steps:
+                        self.update_debt += cfg.updates_per_step * cfg.num_envs
+                        while self.update_debt >= 1.0:
+                            trainer.update(self.source.sample(cfg.batch_size))
+                            self.update_debt -= 1.0
+                        trainer.online_s += time.perf_counter() - tick  # env + acting + updates, no evaluation
+                        trainer.online_steps += cfg.num_envs
+                    if self.finished_returns and _crossed(previous, self.step, cfg.log_every):
+                        trainer.logger.scalars("train", {"episode_return": float(np.mean(self.finished_returns))},
+                                               trainer.global_step(self))
+                        self.finished_returns.clear()
+                    trainer.periodic(self, previous)
+        finally:
+            self.saved_envs = vec_env_state(self.envs)
+            self.envs.close()
+            self.envs = None
+
+    def _env_step(self, trainer: Trainer, act_dim: int) -> None:
+        cfg, device = self.cfg, trainer.device
+        obs_t = trainer.normalizer(torch.as_tensor(self.obs, dtype=torch.float32, device=device))
+        if self.step < cfg.warmup_steps:
+            actions = self.explore_rng.uniform(-1.0, 1.0, (cfg.num_envs, act_dim)).astype(np.float32)
+        else:
+            actions = trainer.agent.act(obs_t, deterministic=False).cpu().numpy()
+        next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
+        valid = ~self.restarted  # an autoreset step carries no transition
+        if valid.any():
+            next_t = trainer.normalizer(torch.as_tensor(next_obs[valid], dtype=torch.float32, device=device))
+            self.replay.add(obs_t[torch.as_tensor(valid, device=device)], actions[valid], rewards[valid],
+                            next_t, terminated[valid], (terminated | truncated)[valid])
+        self.episode_return += np.where(valid, rewards, 0.0)
+        self.restarted = terminated | truncated
+        for k in np.flatnonzero(self.restarted):
+            self.finished_returns.append(float(self.episode_return[k]))
+            self.episode_return[k] = 0.0
+        self.obs = next_obs
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "replay": self.replay.state_dict(),
+            "source": self.source.state_dict(),
+            "envs": vec_env_state(self.envs) if self.envs is not None else self.saved_envs,
+            "obs": self.obs,
+            "restarted": self.restarted.copy(),
+            "episode_return": self.episode_return.copy(),
+            "finished_returns": list(self.finished_returns),
+            "update_debt": self.update_debt,
+            "explore_rng": self.explore_rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.replay.load_state_dict(state["replay"])
+        self.source.load_state_dict(state["source"])
+        self.saved_envs, self.obs = state["envs"], state["obs"]
+        self.restarted, self.episode_return = state["restarted"], state["episode_return"]
+        self.finished_returns, self.update_debt = state["finished_returns"], state["update_debt"]
+        self.explore_rng.bit_generator.state = state["explore_rng"]
+
+
+def build_phases(cfg: TrainerConfig, agent: Agent, dataset: TransitionStore | None, seed: int) -> list[Phase]:
+    """The phases ``cfg.mode`` stands for."""
+    if cfg.mode != "online" and dataset is None:
+        raise ConfigError(f"trainer.mode={cfg.mode} needs a dataset")
+    offline = None if dataset is None else StoreSampler(dataset)
+    if cfg.mode == "offline":
+        return [OfflinePhase("offline", cfg.steps, offline, cfg.batch_size)]
+    device = next(agent.parameters()).device
+    replay = TransitionStore(agent.obs_dim, agent.act_dim, cfg.buffer_size, device, seed + 1)
+    if cfg.mode == "online":
+        return [OnlinePhase("online", cfg, replay, None, seed)]
+    online = OnlinePhase("online", cfg, replay, offline, seed)
+    return [OfflinePhase("pretrain", cfg.pretrain_steps, offline, cfg.batch_size), online] if cfg.pretrain_steps \
+        else [online]
+
+
+# ---------------------------------------------------------------------- trainer
 class Trainer:
-    """Drives an agent. ``dataset`` is the offline store (None for purely online runs); evaluation and
-    online interaction use ``env_id``; scores are normalised with ``info``'s reference returns."""
+    """Drives an agent through its phases. ``dataset`` is the offline store (None for purely online
+    runs); evaluation and online interaction use ``info.env_id``; scores use ``info``'s reference
+    returns."""
 
     def __init__(
         self,
@@ -89,8 +266,6 @@ class Trainer:
         run_config: dict[str, Any] | None = None,
     ) -> None:
         cfg.check()
-        if cfg.mode != "online" and dataset is None:
-            raise ConfigError(f"trainer.mode={cfg.mode} needs a dataset")
         if info.env_id is None:
             raise ConfigError(
                 f"no environment to evaluate on: dataset '{info.name}' names none; set env=<gymnasium id>"
@@ -99,159 +274,126 @@ class Trainer:
         self.normalizer, self.info, self.dataset = normalizer, info, dataset
         self.run_config = run_config or {}
         self.device = next(agent.parameters()).device
-        self.replay: TransitionStore | None = None
+        self.phases = build_phases(cfg, agent, dataset, seed)
         self.eval_envs = make_vec_env(info.env_id, min(cfg.eval_envs, cfg.eval_episodes), info.env_kwargs)
         # progress counters, all saved in checkpoints
-        self.offline_step = 0  # gradient steps taken in the offline phase
-        self.env_step = 0  # environment steps taken online
         self.update_step = 0  # gradient steps in total
-        self.eval_history: list[dict[str, float]] = []
+        self.eval_history: list[dict[str, Any]] = []
         self.wall_s = 0.0
         self.update_s = 0.0  # time spent in sampling + updates, for updates/s
         self.online_s = 0.0  # online time once learning runs (evaluation excluded), for env steps/s
         self.online_steps = 0  # env steps taken in that time
         self.metrics: dict[str, Tensor] = {}
         self.checkpoint_path = self.run_dir / "checkpoints" / "last.pt"
+        self.stop_requested = False
 
     # ------------------------------------------------------------------ entry point
     def run(self, resume: bool = False) -> dict[str, Any]:
         if resume:
             self._restore(checkpoint.load(self.checkpoint_path))
-        self.logger = Logger(self.run_dir, purge_step=self._progress() if resume else None)
+        self.logger = Logger(self.run_dir, purge_step=self.global_step(self._current()) if resume else None)
         start = time.perf_counter() - self.wall_s
         self._clock = lambda: time.perf_counter() - start
+        previous_handler = self._catch_interrupt()
         try:
-            if self.cfg.mode == "offline":
-                self._offline_phase(self.cfg.steps)
-            elif self.cfg.mode == "online":
-                self._online_phase()
-            else:
-                self._offline_phase(self.cfg.pretrain_steps)
-                self._online_phase()
-            if not self.eval_history or self.eval_history[-1]["step"] != self._progress():
-                self._evaluate()
+            for index, phase in enumerate(self.phases):
+                later_started = any(p.step > 0 for p in self.phases[index + 1:])
+                if phase.step < phase.steps and not later_started:
+                    phase.run(self)
+                if not self._evaluated_at(phase) and not later_started:
+                    self._evaluate(phase)
+                    self._save()
             self.wall_s = self._clock()
             self._save()
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             self.logger.close()
             self.eval_envs.close()
         return self._results()
 
-    def _progress(self) -> int:
-        """The step counter evaluations and checkpoints are indexed by."""
-        return self.offline_step if self.cfg.mode == "offline" else self.env_step
+    def _catch_interrupt(self):
+        """First Ctrl-C: finish the current step, checkpoint, stop (Interrupted). Second: abort."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
 
-    # ------------------------------------------------------------------ phases
-    def _offline_phase(self, steps: int) -> None:
-        with tqdm(total=steps, initial=self.offline_step, desc="offline", unit="step", mininterval=1.0) as bar:
-            while self.offline_step < steps:
-                tick = time.perf_counter()
-                self.metrics.update(self.agent.update(self.dataset.sample(self.cfg.batch_size)))
-                self.update_s += time.perf_counter() - tick
-                self.offline_step += 1
-                self.update_step += 1
-                bar.update(1)
-                if self.cfg.mode == "offline":
-                    self._periodic(self.offline_step)
+        def handler(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            tqdm.write("offrl: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
-    def _online_phase(self) -> None:
-        cfg = self.cfg
-        envs = make_vec_env(self.info.env_id, cfg.num_envs, self.info.env_kwargs)
-        act_dim = envs.single_action_space.shape[0]
-        if self.replay is None:
-            self.replay = TransitionStore(self.agent.obs_dim, act_dim, cfg.buffer_size, self.device, self.seed + 1)
-        explore_rng = np.random.default_rng([self.seed, self.env_step])
-        obs, _ = envs.reset(seed=self.seed + self.env_step)
-        restarted = np.zeros(cfg.num_envs, bool)  # sub-envs whose next step() is an autoreset
-        episode_return, finished_returns = np.zeros(cfg.num_envs), []
-        update_debt = 0.0
-        with tqdm(total=cfg.steps, initial=self.env_step, desc=cfg.mode, unit="env step", mininterval=1.0) as bar:
-            while self.env_step < cfg.steps:
-                tick = time.perf_counter()
-                obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-                if self.env_step < cfg.warmup_steps and cfg.mode == "online":
-                    actions = explore_rng.uniform(-1.0, 1.0, (cfg.num_envs, act_dim)).astype(np.float32)
-                else:
-                    actions = self.agent.act(obs_t, deterministic=False).cpu().numpy()
-                next_obs, rewards, terminated, truncated, _ = envs.step(actions)
-                valid = ~restarted  # an autoreset step carries no transition
-                if valid.any():
-                    next_t = self.normalizer(torch.as_tensor(next_obs[valid], dtype=torch.float32, device=self.device))
-                    self.replay.add(obs_t[torch.as_tensor(valid, device=self.device)], actions[valid], rewards[valid],
-                                    next_t, terminated[valid], (terminated | truncated)[valid])
-                episode_return += np.where(valid, rewards, 0.0)
-                restarted = terminated | truncated
-                for k in np.flatnonzero(restarted):
-                    finished_returns.append(episode_return[k])
-                    episode_return[k] = 0.0
-                obs = next_obs
-                previous = self.env_step
-                self.env_step += cfg.num_envs
-                bar.update(cfg.num_envs)
-                if self.env_step >= cfg.warmup_steps or cfg.mode == "offline_to_online":
-                    update_debt += cfg.updates_per_step * cfg.num_envs
-                    update_tick = time.perf_counter()
-                    while update_debt >= 1.0:
-                        batch = (self.replay.sample(cfg.batch_size) if self.dataset is None else
-                                 sample_mixed(self.dataset, self.replay, cfg.batch_size, cfg.offline_fraction))
-                        self.metrics.update(self.agent.update(batch))
-                        self.update_step += 1
-                        update_debt -= 1.0
-                    now = time.perf_counter()
-                    self.update_s += now - update_tick
-                    self.online_s += now - tick  # env step + acting + updates, evaluation excluded
-                    self.online_steps += cfg.num_envs
-                if finished_returns and _crossed(previous, self.env_step, cfg.log_every):
-                    self.logger.scalars("train", {"episode_return": float(np.mean(finished_returns))}, self.env_step)
-                    finished_returns.clear()
-                self._periodic(self.env_step, previous)
-        envs.close()
+        return signal.signal(signal.SIGINT, handler)
+
+    def _current(self) -> Phase:
+        """The phase in progress (the last one once all are done)."""
+        return next((p for p in self.phases if p.step < p.steps), self.phases[-1])
+
+    def global_step(self, phase: Phase) -> int:
+        """Steps of every phase up to and including ``phase``: the x-axis of TensorBoard."""
+        index = self.phases.index(phase)
+        return sum(p.step for p in self.phases[: index + 1])
+
+    def progress_bar(self, phase: Phase) -> tqdm:
+        return tqdm(total=phase.steps, initial=phase.step, desc=phase.name, unit=phase.unit, mininterval=1.0)
+
+    def update(self, batch) -> None:
+        tick = time.perf_counter()
+        self.metrics.update(self.agent.update(batch))
+        self.update_s += time.perf_counter() - tick
+        self.update_step += 1
 
     # ------------------------------------------------------------------ periodic work
-    def _periodic(self, step: int, previous: int | None = None) -> None:
-        previous = step - 1 if previous is None else previous
+    def periodic(self, phase: Phase, previous: int) -> None:
+        """Log, evaluate and checkpoint when ``phase.step`` crossed an interval since ``previous``."""
+        step = phase.step
         if _crossed(previous, step, self.cfg.log_every) and self.metrics:
-            self._log(step)
+            self._log(phase)
         if _crossed(previous, step, self.cfg.eval_every):
-            self._evaluate()
-        if _crossed(previous, step, self.cfg.checkpoint_every):
-            self.wall_s = self._clock()
+            self._evaluate(phase)
+        if _crossed(previous, step, self.cfg.checkpoint_every) or self.stop_requested:
             self._save()
+        if self.stop_requested:
+            raise Interrupted(self.run_dir, self.checkpoint_path, f"{phase.name} step {step} of {phase.steps}")
 
-    def _log(self, step: int) -> None:
+    def _log(self, phase: Phase) -> None:
         values = {key: float(value) for key, value in self.metrics.items()}  # the one host sync per log
-        self._check_finite(values, step)
+        step = self.global_step(phase)
+        self._check_finite(values, f"{phase.name} step {phase.step}")
         self.logger.scalars("train", values, step)
         if self.update_s > 0:
             self.logger.scalars("perf", {"updates_per_s": self.update_step / self.update_s}, step)
         if self.online_s > 0:
             self.logger.scalars("perf", {"env_steps_per_s": self.online_steps / self.online_s}, step)
 
-    def _check_finite(self, values: dict[str, float], step: int) -> None:
+    def _check_finite(self, values: dict[str, float], where: str) -> None:
         bad = {key: value for key, value in values.items() if not math.isfinite(value)}
         if bad:
             kept = self.checkpoint_path if self.checkpoint_path.exists() else "none written yet"
-            raise TrainingDiverged(
-                f"step {step}: non-finite training metric(s) {bad}; stopping. Last good checkpoint: {kept}"
-            )
+            raise TrainingDiverged(f"{where}: non-finite training metric(s) {bad}; stopping. Last good checkpoint: {kept}")
 
-    def _evaluate(self) -> EvalResult:
+    def _evaluated_at(self, phase: Phase) -> bool:
+        return any(e["phase"] == phase.name and e["step"] == phase.step for e in self.eval_history)
+
+    def _evaluate(self, phase: Phase) -> EvalResult:
         result = evaluate(self._policy, self.eval_envs, self.cfg.eval_episodes, seed=self.seed + 100)
-        step = self._progress()
-        entry = {"step": step, "return_mean": result.return_mean, "return_std": result.return_std,
+        entry = {"phase": phase.name, "step": phase.step, "global_step": self.global_step(phase),
+                 "return_mean": result.return_mean, "return_std": result.return_std,
                  "length_mean": float(result.lengths.mean())}
         score = self.info.normalized_score(result.return_mean)
         if score is not None:
             entry["normalized_score"] = score
         self.eval_history.append(entry)
         if self.cfg.snapshot_policies:
+            replay = getattr(phase, "replay", None)
             checkpoint.save_atomic({"eval": entry, "agent": self.agent.state_dict(),
-                                    "replay_rows": None if self.replay is None else len(self.replay),
+                                    "replay_rows": None if replay is None else len(replay),
                                     "normalizer": self.normalizer.state_dict(), "config": self.run_config},
-                                   self.run_dir / "snapshots" / f"step_{step:08d}.pt")
-        self.logger.scalars("eval", {k: v for k, v in entry.items() if k != "step"}, step)
+                                   self.run_dir / "snapshots" / f"step_{entry['global_step']:08d}.pt")
+        self.logger.scalars("eval", {k: v for k, v in entry.items() if isinstance(v, float)}, entry["global_step"])
         shown = f", normalized score {score:.1f}" if score is not None else ""
-        self.logger.console(f"[eval] step {step}: return {result.return_mean:.1f} +- {result.return_std:.1f}{shown}")
+        self.logger.console(f"[eval] {phase.name} step {phase.step}: return {result.return_mean:.1f} "
+                            f"+- {result.return_std:.1f}{shown}")
         return result
 
     @torch.no_grad()
@@ -262,10 +404,12 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> None:
         if self.metrics:
-            self._check_finite({key: float(value) for key, value in self.metrics.items()}, self._progress())
+            phase = self._current()
+            self._check_finite({key: float(value) for key, value in self.metrics.items()},
+                               f"{phase.name} step {phase.step}")
+        self.wall_s = self._clock()
         state = {
-            "offline_step": self.offline_step,
-            "env_step": self.env_step,
+            "phases": {phase.name: phase.state_dict() for phase in self.phases},
             "update_step": self.update_step,
             "wall_s": self.wall_s,
             "update_s": self.update_s,
@@ -275,29 +419,32 @@ class Trainer:
             "optimizers": self.agent.optimizer_state(),
             "normalizer": self.normalizer.state_dict(),
             "rng": checkpoint.rng_state(),
-            "dataset_sampler": None if self.dataset is None else self.dataset.generator.get_state(),
-            "replay": None if self.replay is None else self.replay.state_dict(),
             "eval_history": self.eval_history,
             "config": self.run_config,
         }
         checkpoint.save_atomic(state, self.checkpoint_path)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        self.agent.load_optimizer_state(state["optimizers"])
-        self.normalizer.load_state_dict(state["normalizer"])
+        where = f"resume from {self.checkpoint_path}"
+        saved = state["phases"]
+        if not set(saved) <= {phase.name for phase in self.phases}:
+            raise ConfigError(f"{where}: the checkpoint holds phases {sorted(saved)}, this run has "
+                              f"{[p.name for p in self.phases]} (was trainer.mode changed?)")
+        try:
+            self.agent.load_state_dict(state["agent"])
+            self.agent.load_optimizer_state(state["optimizers"])
+            self.normalizer.load_state_dict(state["normalizer"])
+            for phase in self.phases:
+                if phase.name in saved:
+                    phase.load_state_dict(saved[phase.name])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise ConfigError(f"{where}: the checkpoint does not fit this run ({str(err).splitlines()[0]})") from None
         checkpoint.set_rng_state(state["rng"])
-        if self.dataset is not None and state["dataset_sampler"] is not None:
-            self.dataset.generator.set_state(state["dataset_sampler"])
-        if state["replay"] is not None:
-            self.replay = TransitionStore(self.agent.obs_dim, self.agent.act_dim, self.cfg.buffer_size,
-                                          self.device, self.seed + 1)
-            self.replay.load_state_dict(state["replay"])
-        self.offline_step, self.env_step = state["offline_step"], state["env_step"]
-        self.update_step = state["update_step"]
-        self.wall_s, self.update_s, self.eval_history = state["wall_s"], state["update_s"], state["eval_history"]
+        self.update_step, self.wall_s, self.update_s = state["update_step"], state["wall_s"], state["update_s"]
         self.online_s, self.online_steps = state["online_s"], state["online_steps"]
-        tqdm.write(f"offrl: resuming from {self.checkpoint_path} at step {self._progress()}")
+        self.eval_history = state["eval_history"]
+        phase = self._current()
+        tqdm.write(f"offrl: resuming from {self.checkpoint_path} at {phase.name} step {phase.step}")
 
     def _results(self) -> dict[str, Any]:
         last = self.eval_history[-1]
@@ -305,7 +452,8 @@ class Trainer:
             "normalized_score": last.get("normalized_score"),
             "return_mean": last["return_mean"],
             "return_std": last["return_std"],
-            "steps": self._progress(),
+            "steps": self.phases[-1].step,
+            "phase_steps": {phase.name: phase.step for phase in self.phases},
             "gradient_steps": self.update_step,
             "wall_s": self.wall_s,
             "updates_per_s": self.update_step / self.update_s if self.update_s > 0 else None,

@@ -22,6 +22,8 @@ class DatasetInfo:
     ref_min_score: float | None = None  # mean return of a uniform-random policy
     ref_max_score: float | None = None  # mean return of the expert reference policy
     extra: dict[str, Any] = field(default_factory=dict)  # recipe, episode counts, ...
+    rows_read: int | None = None  # rows in the source before any were dropped
+    dropped: dict[str, int] = field(default_factory=dict)  # rows the reader dropped, by reason
 
     def normalized_score(self, episode_return: float) -> float | None:
         """D4RL normalised score, x100: 100 * (R - R_random) / (R_expert - R_random)."""
@@ -58,10 +60,16 @@ class OfflineData:
         return self.actions.shape[1]
 
     def validate(self) -> None:
+        """Shapes, dtypes and finiteness after conversion (raw columns pass ``check_columns`` first)."""
         where = self.info.location
         n = len(self.rewards)
         if n == 0:
             raise DatasetError(f"{where}: the dataset holds no transitions")
+        for key in ("observations", "actions", "rewards", "next_observations", "terminals", "episode_ends"):
+            expected = np.bool_ if key in ("terminals", "episode_ends") else np.float32
+            if getattr(self, key).dtype != expected:
+                raise DatasetError(f"{where}: key '{key}' has dtype {getattr(self, key).dtype} after reading, "
+                                   f"expected {np.dtype(expected)} (a reader must convert through check_columns)")
         shapes = {
             "observations": (self.observations, 2),
             "actions": (self.actions, 2),
@@ -96,6 +104,32 @@ class OfflineData:
     def with_rewards(self, rewards: np.ndarray) -> OfflineData:
         return replace(self, rewards=rewards.astype(np.float32))
 
+    def summary(self) -> dict[str, Any]:
+        """What the reader took from the source: counts, dropped rows and the reference returns."""
+        ends = self.episode_ends
+        return {
+            "source": self.info.source,
+            "location": self.info.location,
+            "rows_read": self.info.rows_read if self.info.rows_read is not None else len(self),
+            "transitions": len(self),
+            "episodes": int(ends.sum() + (not ends[-1])),
+            "terminals": int(self.terminals.sum()),
+            "timeouts": int((ends & ~self.terminals).sum()),  # episodes cut by a time limit or the data's end
+            "dropped": dict(self.info.dropped),
+            "ref_min_score": self.info.ref_min_score,
+            "ref_max_score": self.info.ref_max_score,
+        }
+
+    def describe(self) -> str:
+        """``summary()`` as one line for the console."""
+        s = self.summary()
+        dropped = ", ".join(f"{count} {reason}" for reason, count in s["dropped"].items() if count) or "none"
+        refs = ("none" if s["ref_min_score"] is None or s["ref_max_score"] is None
+                else f"random {s['ref_min_score']:.1f}, expert {s['ref_max_score']:.1f}")
+        return (f"loaded {s['location']} ({s['source']}): {s['transitions']} transitions in {s['episodes']} episodes "
+                f"({s['terminals']} terminal, {s['timeouts']} time-limit ends) from {s['rows_read']} rows; "
+                f"dropped: {dropped}; reference returns: {refs}")
+
 
 def episode_bounds(episode_ends: np.ndarray) -> np.ndarray:
     """Start/stop pairs from episode-end flags; trailing transitions without an end form a last episode."""
@@ -104,6 +138,31 @@ def episode_bounds(episode_ends: np.ndarray) -> np.ndarray:
         ends = np.append(ends, len(episode_ends))
     starts = np.concatenate([[0], ends[:-1]])
     return np.stack([starts, ends], axis=1)
+
+
+NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+
+
+def check_columns(columns: dict[str, np.ndarray | None], where: str, rows_key: str = "rewards") -> int:
+    """The gate every reader passes its raw columns through before converting anything: each present
+    column is a numeric array (refused by dtype, so byte strings, str or object arrays are never
+    coerced), holds at least one row, and all have as many rows as ``rows_key``. Returns that count."""
+    for key, array in columns.items():
+        if array is None:
+            continue
+        dtype = getattr(array, "dtype", None)
+        if dtype is None or dtype.kind not in NUMERIC_KINDS:
+            shown = type(array).__name__ if dtype is None else f"dtype {dtype}"
+            raise DatasetError(f"{where}: key '{key}' holds {shown}, expected numbers (bool, int or float)")
+        if array.ndim == 0:
+            raise DatasetError(f"{where}: key '{key}' is a scalar, expected one entry per row")
+    n = len(columns[rows_key])
+    if n == 0:
+        raise DatasetError(f"{where}: key '{rows_key}' has 0 rows; the dataset holds no transitions")
+    for key, array in columns.items():
+        if array is not None and len(array) != n:
+            raise DatasetError(f"{where}: key '{key}' has {len(array)} rows, expected {n} (the length of '{rows_key}')")
+    return n
 
 
 def check_finite(array: np.ndarray, where: str, key: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from offrl.data.arrays import DatasetInfo, OfflineData
+from offrl.data.arrays import DatasetInfo, OfflineData, check_columns
 from offrl.errors import DatasetError
 
 # d4rl/infos.py: (REF_MIN, REF_MAX) shared by every quality and version of an environment.
@@ -73,24 +73,21 @@ def _read_metadata(handle: h5py.File) -> dict[str, Any]:
 
 
 def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, meta: dict[str, Any]) -> OfflineData:
-    n = len(raw["rewards"])
-    for key, array in raw.items():
-        if array is not None and len(array) != n:
-            raise DatasetError(f"{path}: key '{key}' has {len(array)} rows, expected {n} (the length of 'rewards')")
+    n = check_columns(raw, str(path))
     observations = _as_matrix(raw["observations"], "observations", path)
     actions = _as_matrix(raw["actions"], "actions", path)
     rewards = np.asarray(raw["rewards"], dtype=np.float32).reshape(n, -1)
     if rewards.shape[1] != 1:
         raise DatasetError(f"{path}: key 'rewards' has shape {raw['rewards'].shape}, expected (N,) or (N, 1)")
     rewards = rewards[:, 0]
-    terminals = np.asarray(raw["terminals"]).reshape(n).astype(bool)
-    timeouts = np.zeros(n, bool) if raw["timeouts"] is None else np.asarray(raw["timeouts"]).reshape(n).astype(bool)
+    terminals = _as_flags(raw["terminals"], "terminals", path)
+    timeouts = np.zeros(n, bool) if raw["timeouts"] is None else _as_flags(raw["timeouts"], "timeouts", path)
 
     if raw["next_observations"] is not None:
         next_observations = _as_matrix(raw["next_observations"], "next_observations", path)
         episode_ends = terminals | timeouts
         episode_ends[-1] = True
-        keep = slice(None)
+        keep = np.ones(n, bool)
     else:
         # qlearning_dataset convention: s'_i = s_{i+1}; rows at a timeout have no successor and are
         # dropped, and so is the last row unless it terminates. A terminal row's successor is unknown
@@ -107,6 +104,11 @@ def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, me
             raise DatasetError(f"{path}: no transition left after dropping timeout rows")
 
     info = _info_from_metadata(meta, path, name)
+    info.rows_read = n
+    if raw["next_observations"] is None:
+        last_open = int(not terminals[-1] and not timeouts[-1])
+        info.dropped = {"timeout rows without a next observation": int(timeouts.sum()),
+                        "last row without a next observation": last_open}
     return OfflineData(
         observations=observations[keep],
         actions=actions[keep],
@@ -125,6 +127,12 @@ def _as_matrix(array: np.ndarray, key: str, path: Path) -> np.ndarray:
     if array.ndim != 2:
         raise DatasetError(f"{path}: key '{key}' has shape {array.shape}, expected (N, d)")
     return array.astype(np.float32, copy=False)
+
+
+def _as_flags(array: np.ndarray, key: str, path: Path) -> np.ndarray:
+    if array.ndim > 1 and np.prod(array.shape[1:]) != 1:
+        raise DatasetError(f"{path}: key '{key}' has shape {array.shape}, expected (N,) or (N, 1)")
+    return array.reshape(len(array)).astype(bool)
 
 
 def _info_from_metadata(meta: dict[str, Any], path: Path, name: str) -> DatasetInfo:

@@ -211,7 +211,7 @@ def medium_replay(card: BehaviourCard, from_run: Path | None, size: int | None,
         train(cfg, scratch)
         from_run = scratch
     state = checkpoint.load(Path(from_run) / "checkpoints" / "last.pt")
-    replay = state["replay"]
+    replay = state["phases"].get("online", {}).get("replay")
     if replay is None or replay["size"] < rows:
         raise DatasetError(f"{from_run}: the checkpoint's replay buffer holds "
                            f"{0 if replay is None else replay['size']} rows, medium-replay needs {rows}")
@@ -257,7 +257,7 @@ def _replay_rows_at(run_dir: Path, env_step: int) -> int:
     ``replay_rows`` field)."""
     from offrl import checkpoint
 
-    ends = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")["replay"]["episode_ends"].numpy()
+    ends = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")["phases"]["online"]["replay"]["episode_ends"].numpy()
     rows = np.arange(1, len(ends) + 1)
     steps_used = rows + np.concatenate([[0], np.cumsum(ends)[:-1]])  # env steps once row r is written
     return int(np.searchsorted(steps_used, env_step, side="right"))

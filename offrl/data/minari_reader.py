@@ -1,54 +1,75 @@
-"""Reader for Minari datasets stored locally (``minari.load_dataset(id)``; no download)."""
+"""Reader for Minari datasets stored locally (``minari.load_dataset(id)``; no download).
+
+Every episode is read at load time, so a damaged episode file is reported before training starts.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from offrl.data.arrays import DatasetInfo, OfflineData
+from offrl.data.arrays import DatasetInfo, OfflineData, check_columns
 from offrl.errors import DatasetError
+
+# What h5py, json and minari raise on damaged or truncated files.
+READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError)
+
+
+def minari_root() -> Path:
+    return Path(os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")).expanduser()
 
 
 def read_minari(dataset_id: str, name: str | None = None) -> OfflineData:
     import minari  # imported here: minari pulls in its storage backends at import time
 
     where = f"minari:{dataset_id}"
+    data_dir = minari_root() / dataset_id / "data"
+    if not data_dir.is_dir():
+        local = sorted(minari.list_local_datasets())
+        raise DatasetError(
+            f"{where}: no local Minari dataset under {minari_root()} (found {local or 'none'}); this machine "
+            "cannot download datasets: copy one there, or write one with offrl (README: 'Your own data as Minari')"
+        )
     try:
         dataset = minari.load_dataset(dataset_id)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
-        raise DatasetError(
-            f"{where}: not found among local Minari datasets under {root} ({err}); "
-            "this machine cannot download, so create or copy the dataset there first"
-        ) from None
-    for space_name in ("observation_space", "action_space"):
-        space = getattr(dataset, space_name)
+        metadata, spec = dataset.storage.metadata, dataset.env_spec
+        spaces = dataset.observation_space, dataset.action_space
+        total_episodes = int(dataset.total_episodes)
+    except READ_ERRORS as err:
+        raise DatasetError(f"{where}: metadata in {data_dir} is corrupt or unreadable ({_first_line(err)})") from None
+    for space_name, space in zip(("observation_space", "action_space"), spaces):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise DatasetError(f"{where}: {space_name} is {space}; offrl reads flat Box spaces only")
 
     columns: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "next_obs", "act", "rew", "term", "end")}
-    for episode in dataset.iterate_episodes():
-        steps = len(episode.actions)
-        if episode.observations.shape[0] != steps + 1:
-            raise DatasetError(
-                f"{where}: episode {episode.id} has {episode.observations.shape[0]} observations for {steps} "
-                "actions, expected one more observation than actions"
-            )
-        columns["obs"].append(episode.observations[:-1])
-        columns["next_obs"].append(episode.observations[1:])
-        columns["act"].append(episode.actions.reshape(steps, -1))
-        columns["rew"].append(episode.rewards)
-        columns["term"].append(episode.terminations)
-        end = np.zeros(steps, bool)
-        end[-1] = True
-        columns["end"].append(end)
+    try:
+        for episode in dataset.iterate_episodes():
+            raw = {"observations": episode.observations, "actions": episode.actions, "rewards": episode.rewards,
+                   "terminations": episode.terminations, "truncations": episode.truncations}
+            steps = check_columns({k: v for k, v in raw.items() if k != "observations"},
+                                  f"{where}: episode {episode.id}", rows_key="actions")
+            check_columns({"observations": raw["observations"]}, f"{where}: episode {episode.id}", "observations")
+            if raw["observations"].shape[0] != steps + 1:
+                raise DatasetError(
+                    f"{where}: episode {episode.id} has {raw['observations'].shape[0]} observations for {steps} "
+                    "actions, expected one more observation than actions"
+                )
+            columns["obs"].append(raw["observations"][:-1])
+            columns["next_obs"].append(raw["observations"][1:])
+            columns["act"].append(raw["actions"].reshape(steps, -1))
+            columns["rew"].append(raw["rewards"])
+            columns["term"].append(raw["terminations"])
+            end = np.zeros(steps, bool)
+            end[-1] = True
+            columns["end"].append(end)
+    except READ_ERRORS as err:
+        raise DatasetError(f"{where}: episode data in {data_dir} is damaged or truncated ({_first_line(err)})") from None
     if not columns["rew"]:
         raise DatasetError(f"{where}: the dataset holds no episodes")
 
-    metadata = dataset.storage.metadata
-    spec = dataset.env_spec
     info = DatasetInfo(
         name=name or dataset_id,
         source="minari",
@@ -57,8 +78,9 @@ def read_minari(dataset_id: str, name: str | None = None) -> OfflineData:
         env_kwargs=dict(spec.kwargs) if spec is not None else {},
         ref_min_score=_optional_float(metadata.get("ref_min_score")),
         ref_max_score=_optional_float(metadata.get("ref_max_score")),
-        extra={"total_episodes": int(dataset.total_episodes), "minari_version": metadata.get("minari_version")},
+        extra={"total_episodes": total_episodes, "minari_version": metadata.get("minari_version")},
     )
+    info.rows_read = sum(len(r) for r in columns["rew"])
     return OfflineData(
         observations=np.concatenate(columns["obs"]).astype(np.float32),
         actions=np.concatenate(columns["act"]).astype(np.float32),
@@ -68,6 +90,11 @@ def read_minari(dataset_id: str, name: str | None = None) -> OfflineData:
         episode_ends=np.concatenate(columns["end"]),
         info=info,
     )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def _optional_float(value: object) -> float | None:

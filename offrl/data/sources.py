@@ -12,6 +12,7 @@ from offrl.data.arrays import OfflineData, transform_rewards
 from offrl.data.d4rl import read_d4rl_hdf5
 from offrl.data.minari_reader import read_minari
 from offrl.data.recipes import ensure_recipe_dataset
+from offrl.envs import env_spaces, env_spec
 from offrl.errors import ConfigError, DatasetError
 
 SOURCES = ("recipe", "hdf5", "minari")
@@ -63,12 +64,11 @@ def load_dataset(cfg: DatasetConfig, log: Callable[[str], None] = print) -> Offl
 def fit_to_env(data: OfflineData) -> OfflineData:
     """Check the data against its environment and map actions into [-1, 1] if the env's bounds differ."""
     info = data.info
+    env_spec(info.env_id, where=f"{info.location}: evaluation env")
     try:
-        env = gym.make(info.env_id, **info.env_kwargs)
+        obs_space, act_space = env_spaces(info.env_id, info.env_kwargs)
     except gym.error.Error as err:
         raise DatasetError(f"{info.location}: evaluation env '{info.env_id}' cannot be made ({err})") from None
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
     if obs_space.shape != (data.obs_dim,):
         raise DatasetError(
             f"{info.location}: observations have shape (N, {data.obs_dim}) but env '{info.env_id}' "
