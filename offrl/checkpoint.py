@@ -32,7 +32,10 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the directory itself is unusable
         kept = f"; the previous checkpoint {path} is intact" if path.exists() else ""
         raise OffrlError(f"{path}: cannot write checkpoint ({err.strerror or err}){kept}") from None
 

@@ -294,17 +294,36 @@ def _resumed_config(cfg, run_dir: Path, overrides: list[str]):
 
 
 # ---------------------------------------------------------------------- datasets
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (and exit 2), like every other offrl error."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive number of transitions")
+    return value
+
+
 def _datasets(args: list[str]) -> int:
     if args[:1] == ["analyze"]:
         from offrl.analysis import main as analyze_main
 
         return analyze_main(args[1:])
-    parser = argparse.ArgumentParser(prog="offrl datasets")
+    parser = OneLineParser(prog="offrl datasets")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="datasets offrl can build, with size and reference returns")
     build = sub.add_parser("build", help="generate a dataset into the cache directory")
     build.add_argument("name")
-    build.add_argument("--size", type=int, default=None, help="transitions (default: the full size)")
+    build.add_argument("--size", type=_positive_int, default=None,
+                       help="transitions (default: the full size); another size is stored under its own name")
     build.add_argument("--workers", type=int, default=2, help="collection processes (generated datasets)")
     build.add_argument("--from-run", default=None, help="medium-replay: a SAC run directory to read the replay of")
     build.add_argument("--force", action="store_true", help="rebuild even if the file exists")

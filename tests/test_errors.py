@@ -103,7 +103,7 @@ def test_cli_wrong_type_exits_2(tmp_path, capsys):
 
 def test_cli_resume_without_a_run_exits_2(tmp_path, capsys):
     code, err = _cli([f"resume={tmp_path / 'empty'}"], tmp_path, capsys)
-    assert code == 2 and "config.yaml not found" in err
+    assert code == 2 and "does not exist" in err and not (tmp_path / "empty").exists()
 
 
 def test_cli_unknown_command_exits_2(capsys):

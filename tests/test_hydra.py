@@ -1,6 +1,7 @@
 """The Hydra surface: groups compose, multirun sweeps, launcher configs for joblib and SLURM."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -69,4 +70,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path, small_default
                  "trainer.eval_every=10", "trainer.eval_episodes=1", "agent=bc,td3bc",
                  f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${agent.name}"])
     assert code == 0
-    assert {p.parent.name for p in Path(sweep).glob("*/results.json")} == {"bc", "td3bc"}
+    results = {p.parent.name: json.loads(p.read_text()) for p in Path(sweep).glob("*/results.json")}
+    assert set(results) == {"bc", "td3bc"}
+    pids = {r["pid"] for r in results.values()}
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, neither of them this one

@@ -38,7 +38,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, small_default_datas
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     state = checkpoint.load(last)
-    assert 0 < state["offline_step"] < 6000, "the run should have been killed mid-way"
+    assert 0 < state["phases"]["offline"]["step"] < 6000, "the run should have been killed mid-way"
     assert not (killed / "results.json").exists()
 
     assert main(["train", f"resume={killed}"]) == 0
@@ -56,8 +56,9 @@ def test_checkpoint_holds_everything_needed(tmp_path, small_default_dataset):
     assert main(["train", *FAST, "trainer.steps=20", "trainer.checkpoint_every=10", "trainer.eval_every=20",
                  f"hydra.run.dir={run}"]) == 0
     state = checkpoint.load(run / "checkpoints" / "last.pt")
-    assert {"agent", "optimizers", "rng", "normalizer", "offline_step", "dataset_sampler", "config"} <= state.keys()
-    assert set(state["optimizers"]) == {"actor", "critic"} and state["offline_step"] == 20
+    assert {"format", "agent", "optimizers", "rng", "normalizer", "phases", "config"} <= state.keys()
+    assert set(state["optimizers"]) == {"actor", "critic"} and state["phases"]["offline"]["step"] == 20
+    assert "generator" in state["phases"]["offline"]["source"]  # the dataset sampler's RNG
     assert state["agent"]["_extra_state"]["num_updates"] == 20
     assert not list((run / "checkpoints").glob(".*tmp"))  # no torn temp file left behind
     results = json.loads((run / "results.json").read_text())

@@ -75,7 +75,7 @@ def test_online_replay_skips_autoreset_steps(tmp_path):
     assert main(["train", "agent=sac", "env=Pendulum-v1", "agent.hidden_dims=[16,16]", "trainer.steps=450",
                  "trainer.num_envs=2", "trainer.warmup_steps=10000", "trainer.eval_every=450",
                  "trainer.eval_episodes=1", "trainer.checkpoint_every=450", f"hydra.run.dir={run}"]) == 0
-    replay = checkpoint.load(run / "checkpoints" / "last.pt")["replay"]
+    replay = checkpoint.load(run / "checkpoints" / "last.pt")["phases"]["online"]["replay"]
     obs, next_obs = replay["obs"].numpy(), replay["next_obs"].numpy()
     assert replay["size"] == 450 - 2  # each sub-env truncated once at 200 steps; its autoreset step is skipped
     dtheta = np.arctan2(next_obs[:, 1], next_obs[:, 0]) - np.arctan2(obs[:, 1], obs[:, 0])
@@ -101,8 +101,9 @@ def test_online_run_resumes_with_its_replay_buffer(tmp_path):
     assert main(["train", *common, "trainer.steps=200", "trainer.eval_every=200", f"hydra.run.dir={run}"]) == 0
     assert main(["train", f"resume={run}", "trainer.steps=300"]) == 0
     state = checkpoint.load(run / "checkpoints" / "last.pt")
-    # the resumed run restarts its env, so no autoreset step is lost at 200
-    assert state["env_step"] == 300 and state["replay"]["size"] == 300
+    # the env state was saved too: the episode truncated at step 200 autoresets at step 201 (no row)
+    online = state["phases"]["online"]
+    assert online["step"] == 300 and online["replay"]["size"] == 299
     assert state["update_step"] == 300 - 100 + 1  # one update per env step from the 100th on
 
 

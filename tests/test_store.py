@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from offrl.data.arrays import DatasetInfo, OfflineData
-from offrl.data.store import ObsNormalizer, TransitionStore, sample_mixed
+from offrl.data.batches import Mixture, StoreSampler
+from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.errors import ConfigError
 from tests.conftest import make_episodes
 
 
@@ -60,14 +62,30 @@ def test_state_dict_round_trip_restores_rows_and_sampler():
     torch.testing.assert_close(restored.sample(16).obs, expected.obs)
 
 
-def test_mixed_batch_takes_the_requested_share():
-    offline = TransitionStore(obs_dim=1, act_dim=1, capacity=10)
-    online = TransitionStore(obs_dim=1, act_dim=1, capacity=10)
-    ones, zeros = np.ones((10, 1), np.float32), np.zeros((10, 1), np.float32)
-    offline.add(ones, ones, ones[:, 0], ones, zeros[:, 0], zeros[:, 0])
-    online.add(zeros, zeros, zeros[:, 0], zeros, zeros[:, 0], zeros[:, 0])
-    batch = sample_mixed(offline, online, 256, 0.25)
-    assert batch.obs.shape == (256, 1) and batch.obs.sum().item() == 64
+def _marked_store(mark: float, rows: int = 10) -> TransitionStore:
+    store = TransitionStore(obs_dim=1, act_dim=1, capacity=rows)
+    values, zeros = np.full((rows, 1), mark, np.float32), np.zeros((rows, 1), np.float32)
+    store.add(values, values, values[:, 0], values, zeros[:, 0], zeros[:, 0])
+    return store
+
+
+@pytest.mark.parametrize("share,batch_size,minibatches", [(0.25, 256, 4), (0.5, 256, 20), (0.3, 100, 10)])
+def test_mixture_keeps_the_share_in_every_minibatch(share, batch_size, minibatches):
+    """RLPD/EXPO split one mixed batch into UTD minibatches: each must hold both sources in the share."""
+    mixture = Mixture([(StoreSampler(_marked_store(1.0)), share), (StoreSampler(_marked_store(0.0)), 1 - share)])
+    batch = mixture.sample(batch_size)
+    assert batch.obs.shape == (batch_size, 1) and batch.obs.sum().item() == round(share * batch_size)
+    for chunk in batch.obs[:, 0].tensor_split(minibatches):
+        assert abs(chunk.mean().item() - share) <= 1.0 / len(chunk) + 1e-6, chunk
+    assert torch.equal(batch.obs, batch.rewards[:, None])  # rows stay whole through the interleaving
+
+
+def test_mixture_gives_an_empty_source_share_to_the_others():
+    empty = TransitionStore(obs_dim=1, act_dim=1, capacity=10)
+    mixture = Mixture([(StoreSampler(_marked_store(1.0)), 0.5), (StoreSampler(empty), 0.5)])
+    assert mixture.counts(64) == [64, 0] and mixture.sample(64).obs.sum().item() == 64
+    with pytest.raises(ConfigError):
+        Mixture([(StoreSampler(empty), -1.0)])
 
 
 def test_normalizer_standardises_states_and_round_trips():

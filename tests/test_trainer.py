@@ -45,7 +45,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, sma
     with pytest.raises(TrainingDiverged, match=r"step 40: non-finite training metric\(s\) \{'loss': nan\}"):
         trainer.run()
     kept = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    assert kept["offline_step"] == 30  # the checkpoint at 40 was refused, the one at 30 survives
+    assert kept["phases"]["offline"]["step"] == 30  # the checkpoint at 40 was refused, the one at 30 survives
 
 
 def test_interval_crossing():

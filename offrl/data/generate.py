@@ -173,8 +173,14 @@ def build_generated(name: str, path: Path, size: int | None = None, workers: int
                 "ref_episodes": card.ref_episodes, "algorithm": "SAC" if quality != "random" else "uniform random",
                 "recipe": recipe}
     write_d4rl_hdf5(path, arrays, metadata)
-    write_minari(f"offrl/{family}/{quality}-v0", arrays, card, recipe)
+    write_minari(minari_id(family, quality, size), arrays, card, recipe)
     return path
+
+
+def minari_id(family: str, quality: str, size: int | None) -> str:
+    """``offrl/<family>/<quality>-v0``, with the size in the name for a build of another size, so a
+    small build never replaces the full dataset."""
+    return f"offrl/{family}/{quality}-v0" if size is None else f"offrl/{family}/{quality}-{size}-v0"
 
 
 def _cached_or_collect(family: str, quality: str, size: int, workers: int) -> dict[str, np.ndarray]:

@@ -146,6 +146,9 @@ def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str
     first if it is not there. ``build_options`` go to the generator (workers, from_run)."""
     from offrl.data.generate import BehaviourCard, build_generated, split_name
 
+    if size is not None and size <= 0:
+        raise DatasetError(f"dataset '{name}': size={size} must be a positive number of transitions")
+
     if name not in RECIPES:
         try:
             family, _ = split_name(name)

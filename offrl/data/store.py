@@ -127,15 +127,3 @@ class TransitionStore:
             getattr(self, name)[: state["size"]] = state[name].to(self.device)
         self.size, self.position, self.wrapped = state["size"], state["position"], state["wrapped"]
         self.generator.set_state(state["generator"])
-
-
-def sample_mixed(first: TransitionStore, second: TransitionStore, batch_size: int, first_fraction: float) -> Batch:
-    """One batch with round(first_fraction * batch_size) rows from ``first`` and the rest from
-    ``second`` (e.g. offline data and online replay, RLPD-style 50/50)."""
-    n_first = int(round(first_fraction * batch_size))
-    if n_first == batch_size or len(second) == 0:
-        return first.sample(batch_size)
-    if n_first == 0:
-        return second.sample(batch_size)
-    a, b = first.sample(n_first), second.sample(batch_size - n_first)
-    return Batch(*(torch.cat([x, y.to(x.device)]) for x, y in zip(a, b)))
