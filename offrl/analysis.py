@@ -34,9 +34,10 @@ HASH_SEED = 0xCBF29CE484222325
 
 
 # ---------------------------------------------------------------------- command-line names
-def resolve(arg: str) -> DatasetConfig:
+def resolve(arg: str, size: int | None = None) -> DatasetConfig:
     """A command-line dataset argument as a DatasetConfig: ``*.hdf5``/``*.h5`` is a D4RL-layout file,
-    ``minari:<id>`` a local Minari dataset, anything else a buildable name (``dataset_names()``)."""
+    ``minari:<id>`` a local Minari dataset, anything else a buildable name (``dataset_names()``), at
+    ``size`` transitions if given (a smaller build)."""
     from offrl.data.sources import DatasetConfig
 
     if arg.startswith("minari:"):
@@ -45,7 +46,7 @@ def resolve(arg: str) -> DatasetConfig:
     path = Path(arg).expanduser()
     if path.suffix.lower() in (".hdf5", ".h5"):
         return DatasetConfig(name=path.stem, source="hdf5", path=str(path))
-    return DatasetConfig(name=arg, source="recipe")
+    return DatasetConfig(name=arg, source="recipe", size=size)
 
 
 def default_reference(names: list[str]) -> str:
@@ -424,7 +425,9 @@ def _subset(text: str) -> int | None:
 
 def main(args: list[str]) -> int:
     """``offrl datasets analyze NAME [NAME ...] [--out DIR] [--reference NAME] [--bins N] [--subset N]``."""
-    parser = argparse.ArgumentParser(prog="offrl datasets analyze",
+    from offrl.cli import OneLineParser
+
+    parser = OneLineParser(prog="offrl datasets analyze",
                                      description="TQ, SACo and dataset statistics, as a Markdown report with plots")
     parser.add_argument("names", nargs="+", metavar="NAME",
                         help="a buildable dataset name (offrl datasets list), a D4RL-layout .hdf5/.h5 file, "
@@ -435,6 +438,8 @@ def main(args: list[str]) -> int:
                         help="SACo reference dataset (default: <family>-medium-replay for generated datasets of "
                              "one family, else the first NAME)")
     parser.add_argument("--bins", type=_positive_int, default=5, help="bin edges per dimension (default: 5)")
+    parser.add_argument("--size", type=_positive_int, default=None,
+                        help="analyse the build of that many transitions of each named dataset (offrl datasets list)")
     parser.add_argument("--subset", type=_subset, default=100_000,
                         help="SACo counts the first N transitions of each dataset; 'all' for every one "
                              "(default: 100000)")
@@ -446,9 +451,9 @@ def main(args: list[str]) -> int:
     from offrl.data.sources import load_dataset
 
     names = list(dict.fromkeys(ns.names))
-    loaded = {name: load_dataset(resolve(name)) for name in names}
+    loaded = {name: load_dataset(resolve(name, ns.size)) for name in names}
     reference_name = ns.reference or default_reference(names)
-    reference = loaded[reference_name] if reference_name in loaded else load_dataset(resolve(reference_name))
+    reference = loaded[reference_name] if reference_name in loaded else load_dataset(resolve(reference_name, ns.size))
     how = "given" if ns.reference else "default"
     subset = "every transition" if ns.subset is None else f"the first {ns.subset} transitions"
     print(f"offrl: SACo reference ({how}): {reference.info.name}; {ns.bins} bin edges per dimension on {subset}")

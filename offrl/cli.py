@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -29,18 +30,27 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         return 0
     command, rest = argv[0], argv[1:]
+    tools = {"eval": "offrl.evaluation", "export": "offrl.export", "report": "offrl.report"}
     try:
         if command == "train":
             return _train(rest)
         if command == "datasets":
             return _datasets(rest)
+        if command in tools:
+            from importlib import import_module
+
+            return import_module(tools[command]).main(rest)
     except OffrlError as err:
         print(f"offrl: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("offrl: interrupted", file=sys.stderr)
         return 130
-    print(f"offrl: error: unknown command '{command}'; expected 'train' or 'datasets'", file=sys.stderr)
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
+    print(f"offrl: error: unknown command '{command}'; expected one of train, datasets, eval, export, report",
+          file=sys.stderr)
     return 2
 
 
@@ -50,6 +60,9 @@ def _train(overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
+    if any(o in ("-h", "--help") for o in overrides):
+        print(_train_help())
+        return 0
     _register_schemas()
     multirun = any(o in ("-m", "--multirun") for o in overrides)
     resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), None)
@@ -59,7 +72,7 @@ def _train(overrides: list[str]) -> int:
         _check_resumable(Path(resume), overrides)
         if not any(o.startswith("hydra.run.dir=") for o in overrides):
             overrides += [f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
-    if not any(o in ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help") for o in overrides):
+    if not any(o in ("--cfg", "-c", "--info", "-i", "--hydra-help") for o in overrides):
         _check_overrides(overrides)
     started = time.time()
     entered = False
@@ -109,15 +122,90 @@ def _train(overrides: list[str]) -> int:
     return status
 
 
+TRAIN_OPTIONS = """\
+  seed=N                     random seed (default 0)
+  device=auto|cpu|cuda[:N]   where tensors live (auto: CUDA when present)
+  threads=N                  torch CPU threads (default: the cores idle at start; threads=1 in parallel sweeps)
+  env=ID                     evaluation / online gymnasium env (default: the one the dataset names)
+  compile=true               torch.compile the agent's update
+  resume=DIR                 continue the run in DIR from its last checkpoint (add trainer.steps=N to extend)
+  trainer.steps=N            gradient steps (offline) or environment steps (online)
+  trainer.eval_every=N trainer.eval_episodes=N trainer.checkpoint_every=N trainer.log_every=N
+  trainer.batch_size=N       batch size (default 256)
+  trainer.num_envs=N trainer.warmup_steps=N trainer.updates_per_step=X   online
+  trainer.pretrain_steps=N trainer.offline_fraction=X                    offline_to_online
+  dataset.size=N             a smaller build of a generated dataset (stored under its own name)
+  dataset.path=FILE | dataset.id=ID   your own D4RL hdf5 file | local Minari dataset
+  dataset.reward_normalization=none|return_range   dataset.env_id=ID   dataset.ref_min_score/ref_max_score
+  agent.<key>=VALUE          any hyperparameter of the agent (list them: offrl train agent=NAME --cfg job)
+  hydra.run.dir=DIR          where the run is written (default runs/<date>/<time>_<agent>_<task>_seed<N>)
+  -m KEY=A,B,...             a sweep (Hydra multirun); hydra/launcher=local|slurm to run jobs in parallel"""
+
+
+def _train_help() -> str:
+    from importlib.resources import files
+
+    from offrl.agents import AGENTS
+
+    def short(text: str, width: int = 78) -> str:
+        text = " ".join(text.split()).rstrip(".")
+        return text if len(text) <= width else text[: width - 3].rsplit(" ", 1)[0] + " ..."
+
+    def agent_line(name: str) -> str:
+        return short(sys.modules[AGENTS[name].__module__].__doc__ or "")
+
+    def trainer_line(name: str) -> str:
+        text = files("offrl.conf").joinpath("trainer", f"{name}.yaml").read_text()
+        return short(" ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#")))
+
+    agents = "\n".join(f"  {name:<20} {agent_line(name)}" for name in _choices("agent"))
+    trainers = "\n".join(f"  {name:<20} {trainer_line(name)}" for name in _choices("trainer"))
+    datasets = textwrap.fill(", ".join(_choices("dataset")), width=100, initial_indent="  ", subsequent_indent="  ",
+                             break_on_hyphens=False)
+    return TRAIN_HELP.format(agents=agents, trainers=trainers, datasets=datasets, options=TRAIN_OPTIONS)
+
+
+TRAIN_HELP = """usage: offrl train [KEY=VALUE ...]    (Hydra overrides)
+
+Train an agent; writes checkpoints, TensorBoard logs, config.yaml and results.json into the run directory.
+
+agents (agent=NAME; sac and pmoe train online and pick trainer=online themselves):
+{agents}
+
+datasets (dataset=NAME; generated ones are built on first use, see offrl datasets list):
+{datasets}
+
+trainers (trainer=NAME):
+{trainers}
+
+launchers for sweeps (hydra/launcher=NAME):
+  local                parallel jobs on this machine (joblib, 2 at a time)
+  slurm                SLURM through submitit (hydra.launcher.partition=..., gpus, cpus, mem, time)
+
+main options:
+{options}
+
+examples:
+  offrl train                                          # TD3+BC on idp-mixed, 20k steps (~1.5 min on CPU)
+  offrl train agent=iql dataset=hopper-medium-replay seed=1
+  offrl train agent=sac env=Hopper-v5 trainer.steps=300000
+  offrl train agent=td3bc trainer=offline_to_online dataset=hopper-medium
+  offrl train -m hydra/launcher=local threads=1 seed=0,1,2 agent=bc,td3bc
+  offrl train resume=runs/2026-12-02/10-00-00_td3bc_idp-mixed_seed0 trainer.steps=40000
+  offrl train agent=prdc --cfg job                     # print the composed config and exit
+
+Hydra's own options: offrl train --hydra-help"""
+
+
 def _check_overrides(overrides: list[str]) -> None:
     """Compose the config of every job the overrides describe (a sweep's first 64) and convert it to
     the typed configs, so a misspelt group option, an unknown key (with or without ``+``) or a wrong
     type is one line naming it, with the closest valid names, before Hydra creates any directory."""
     from hydra import compose, initialize_config_module
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from omegaconf.errors import OmegaConfBaseException
 
     from offrl.run import parse_config
@@ -265,11 +353,16 @@ def _register_schemas() -> None:
     """Typed schemas for Hydra: the YAML files in conf/ extend them (``/schema/<group>/<name>@_here_``),
     so defaults live once, in the dataclasses, and a mistyped key or value fails at composition."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
     from offrl.agents import AGENTS
     from offrl.data.sources import DatasetConfig
     from offrl.trainer import TrainerConfig
 
+    if not OmegaConf.has_resolver("task_name"):
+        # run directories are named after what was trained on: the env for online runs, else the dataset
+        OmegaConf.register_new_resolver("task_name", lambda mode, env, dataset: env if mode == "online" and env
+                                        else dataset)
     store = ConfigStore.instance()
     for name, cls in AGENTS.items():
         store.store(group="schema/agent", name=name, node=cls.config_class)
@@ -317,7 +410,12 @@ def _datasets(args: list[str]) -> int:
         from offrl.analysis import main as analyze_main
 
         return analyze_main(args[1:])
-    parser = OneLineParser(prog="offrl datasets")
+    parser = OneLineParser(prog="offrl datasets", formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description="Build, list, analyse and convert datasets.", epilog="""examples:
+  offrl datasets list                                   every buildable dataset, its built sizes and paths
+  offrl datasets build hopper-medium --size 100000      a smaller build, stored as hopper-medium-100000
+  offrl datasets analyze hopper-medium --size 100000    TQ, SACo and plots of that build
+  offrl datasets to-minari my.hdf5 --id mine/hopper/medium-v0   your file as a local Minari dataset""")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="datasets offrl can build, with size and reference returns")
     build = sub.add_parser("build", help="generate a dataset into the cache directory")
@@ -327,6 +425,14 @@ def _datasets(args: list[str]) -> int:
     build.add_argument("--workers", type=int, default=2, help="collection processes (generated datasets)")
     build.add_argument("--from-run", default=None, help="medium-replay: a SAC run directory to read the replay of")
     build.add_argument("--force", action="store_true", help="rebuild even if the file exists")
+    to_minari = sub.add_parser("to-minari", help="write any dataset offrl reads as a local Minari dataset")
+    to_minari.add_argument("source",
+                           help="a dataset name (offrl datasets list), a D4RL-layout .hdf5 file or minari:<id>")
+    to_minari.add_argument("--id", required=True, help="the Minari id to create, e.g. mine/hopper/medium-v0")
+    to_minari.add_argument("--size", type=_positive_int, default=None, help="the build of that size of a named dataset")
+    to_minari.add_argument("--algorithm", default="unknown", help="what collected the data (Minari metadata)")
+    to_minari.add_argument("--force", action="store_true", help="replace an existing Minari dataset of that id")
+    sub.add_parser("analyze", help="dataset quality report: TQ, SACo, episodes, coverage, plots (see analyze --help)")
     ship = sub.add_parser("ship", help="(maintainers) ship behaviour policies of a SAC run into datasets/")
     ship.add_argument("family")
     ship.add_argument("--run", required=True, help="run directory trained with trainer.snapshot_policies=true")
@@ -339,7 +445,7 @@ def _datasets(args: list[str]) -> int:
 
     from offrl.data import generate
     from offrl.data.d4rl import read_d4rl_hdf5
-    from offrl.data.recipes import RECIPES, cache_dir, cached_path, dataset_names, ensure_recipe_dataset
+    from offrl.data.recipes import RECIPES, built_sizes, cache_dir, cached_path, dataset_names, ensure_recipe_dataset
 
     if ns.action == "list":
         print(f"cache directory: {cache_dir()}")
@@ -353,13 +459,35 @@ def _datasets(args: list[str]) -> int:
                 env_id, refs = card.env_id, (card.ref_min_score, card.ref_max_score)
                 size = card.medium_replay_rows if quality == "medium-replay" else generate.FULL_SIZE * (
                     2 if quality == "medium-expert" else 1)
-            path = cached_path(name)
-            status = f"built: {path}" if path.exists() else "not built (builds on first use)"
-            if path.exists() and refs is None:
-                info = read_d4rl_hdf5(path).info
+            builds = built_sizes(name)
+            if refs is None and builds:
+                info = read_d4rl_hdf5(next(iter(builds.values()))).info
                 refs = (info.ref_min_score, info.ref_max_score)
             shown = ("-", "-") if refs is None else (f"{refs[0]:.1f}", f"{refs[1]:.1f}")
+            full = builds.pop(None, None)
+            status = f"built: {full}" if full else "not built (builds on first use)"
             print(f"{name:<26} {env_id:<26} {size:>9}  {shown[0]:>13} {shown[1]:>13}  {status}")
+            for rows, path in sorted(builds.items()):
+                print(f"{'':<26} {'':<26} {rows:>9}  {'':>13} {'':>13}  built: {path}  (dataset.size={rows})")
+        return 0
+    if ns.action == "to-minari":
+        from offrl.analysis import resolve
+        from offrl.data.minari_reader import write_minari
+        from offrl.data.sources import load_dataset
+
+        data = load_dataset(resolve(ns.source, ns.size))
+        if data.info.env_id is None:
+            raise OffrlError(f"{ns.source}: the dataset names no environment; Minari needs one (dataset.env_id)")
+        summary = data.summary()
+        arrays = {"observations": data.observations, "actions": data.actions, "rewards": data.rewards,
+                  "next_observations": data.next_observations, "terminals": data.terminals,
+                  "timeouts": data.episode_ends & ~data.terminals}
+        where = write_minari(ns.id, arrays, data.info.env_id, algorithm=ns.algorithm,
+                             description=f"written by offrl datasets to-minari from {data.info.location}",
+                             ref_min_score=data.info.ref_min_score, ref_max_score=data.info.ref_max_score,
+                             replace=ns.force)
+        print(f"offrl: wrote minari:{ns.id} ({summary['transitions']} transitions, {summary['episodes']} episodes) "
+              f"to {where}; train on it with: offrl train dataset=minari dataset.id={ns.id}")
         return 0
     if ns.action == "ship":
         card = generate.ship_behaviour(ns.family, Path(ns.run), ns.command, ns.ref_episodes)

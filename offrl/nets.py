@@ -12,12 +12,16 @@ from torch import Tensor, nn
 
 
 def mlp(
-    in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256), activation: type[nn.Module] = nn.ReLU
+    in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256), activation: type[nn.Module] = nn.ReLU,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
-    """in -> hidden... -> out with ``activation`` between layers and no output activation."""
+    """in -> hidden... -> out with ``activation`` between layers and no output activation; with
+    ``dropout`` > 0 every hidden activation is followed by ``nn.Dropout`` (active in training mode)."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_dim, width), activation()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
@@ -134,6 +138,12 @@ class TanhGaussianActor(nn.Module):
     def mode(self, obs: Tensor) -> Tensor:
         return torch.tanh(self.distribution(obs)[0])
 
+    def log_prob(self, obs: Tensor, actions: Tensor, eps: float = 1e-6) -> Tensor:
+        """log pi(a|s) of given actions: u = atanh(a) with a clamped to [-1 + eps, 1 - eps] (actions on
+        the bounds get the density at the clamp and no gradient through the clamp)."""
+        mean, log_std = self.distribution(obs)
+        return tanh_gaussian_log_prob(torch.atanh(actions.clamp(-1 + eps, 1 - eps)), mean, log_std)
+
 
 def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
     """log-density of a = tanh(u) for u ~ N(mean, exp(log_std)^2), summed over the last dim.
@@ -165,12 +175,17 @@ class VAE(nn.Module):
 
 class GaussianActor(nn.Module):
     """pi(a|s) = N(mu(s), diag(sigma^2)) with a state-independent log sigma in [log_std_min, log_std_max]
-    and no squashing (O-DICE's policy); ``mode`` is the mean clipped to [-1, 1]."""
+    and no squashing of the distribution (O-DICE's policy); ``mode`` is the mean clipped to [-1, 1].
+    ``squash_mean``: mu(s) = tanh(MLP(s)), the density still that of the Gaussian on the action itself,
+    with no change-of-variables term (IQL's policy); ``dropout`` on the mean network's hidden layers."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
-                 log_std_min: float = -5.0, log_std_max: float = 2.0) -> None:
+                 log_std_min: float = -5.0, log_std_max: float = 2.0, squash_mean: bool = False,
+                 dropout: float = 0.0) -> None:
         super().__init__()
-        self.mean = mlp(obs_dim, act_dim, hidden)
+        self.mean = mlp(obs_dim, act_dim, hidden, dropout=dropout)
+        if squash_mean:
+            self.mean.append(nn.Tanh())
         self.log_std = nn.Parameter(torch.zeros(act_dim))
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from offrl import checkpoint
 from offrl.agents.base import Agent
@@ -29,6 +28,7 @@ from offrl.data.batches import BatchSource, Mixture, StoreSampler
 from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.envs import EvalResult, evaluate, make_vec_env, set_vec_env_state, vec_env_state
 from offrl.errors import ConfigError, Interrupted, TrainingDiverged
+from offrl.progress import progress, write
 
 MODES = ("offline", "online", "offline_to_online")
 
@@ -77,7 +77,7 @@ class Logger:
             self.writer.add_scalar(f"{prefix}/{key}", value, step)
 
     def console(self, text: str) -> None:
-        tqdm.write(text)
+        write(text)
 
     def close(self) -> None:
         self.writer.close()
@@ -321,7 +321,7 @@ class Trainer:
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
-            tqdm.write("offrl: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+            write("offrl: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
         return signal.signal(signal.SIGINT, handler)
 
@@ -334,8 +334,8 @@ class Trainer:
         index = self.phases.index(phase)
         return sum(p.step for p in self.phases[: index + 1])
 
-    def progress_bar(self, phase: Phase) -> tqdm:
-        return tqdm(total=phase.steps, initial=phase.step, desc=phase.name, unit=phase.unit, mininterval=1.0)
+    def progress_bar(self, phase: Phase):
+        return progress(phase.steps, phase.name, phase.unit, initial=phase.step)
 
     def update(self, batch) -> None:
         tick = time.perf_counter()
@@ -370,7 +370,8 @@ class Trainer:
         bad = {key: value for key, value in values.items() if not math.isfinite(value)}
         if bad:
             kept = self.checkpoint_path if self.checkpoint_path.exists() else "none written yet"
-            raise TrainingDiverged(f"{where}: non-finite training metric(s) {bad}; stopping. Last good checkpoint: {kept}")
+            raise TrainingDiverged(
+                f"{where}: non-finite training metric(s) {bad}; stopping. Last good checkpoint: {kept}")
 
     def _evaluated_at(self, phase: Phase) -> bool:
         return any(e["phase"] == phase.name and e["step"] == phase.step for e in self.eval_history)
@@ -383,18 +384,28 @@ class Trainer:
         score = self.info.normalized_score(result.return_mean)
         if score is not None:
             entry["normalized_score"] = score
+        best = max((e["return_mean"] for e in self.eval_history), default=-math.inf)
         self.eval_history.append(entry)
+        replay = getattr(phase, "replay", None)
+        policy = {"eval": entry, "agent": self.agent.state_dict(), "normalizer": self.normalizer.state_dict(),
+                  "run": self.run_info(), "config": self.run_config,
+                  "replay_rows": None if replay is None else len(replay)}
+        if result.return_mean > best:  # the policy with the best evaluation so far (offrl eval --checkpoint best)
+            checkpoint.save_atomic(policy, self.run_dir / "checkpoints" / "best.pt")
         if self.cfg.snapshot_policies:
-            replay = getattr(phase, "replay", None)
-            checkpoint.save_atomic({"eval": entry, "agent": self.agent.state_dict(),
-                                    "replay_rows": None if replay is None else len(replay),
-                                    "normalizer": self.normalizer.state_dict(), "config": self.run_config},
-                                   self.run_dir / "snapshots" / f"step_{entry['global_step']:08d}.pt")
+            checkpoint.save_atomic(policy, self.run_dir / "snapshots" / f"step_{entry['global_step']:08d}.pt")
         self.logger.scalars("eval", {k: v for k, v in entry.items() if isinstance(v, float)}, entry["global_step"])
         shown = f", normalized score {score:.1f}" if score is not None else ""
         self.logger.console(f"[eval] {phase.name} step {phase.step}: return {result.return_mean:.1f} "
                             f"+- {result.return_std:.1f}{shown}")
         return result
+
+    def run_info(self) -> dict[str, Any]:
+        """What a tool needs to rebuild and run the policy without the dataset (offrl eval, export)."""
+        return {"agent": self.agent.cfg.name, "env_id": self.info.env_id, "env_kwargs": self.info.env_kwargs,
+                "obs_dim": self.agent.obs_dim, "act_dim": self.agent.act_dim, "device": str(self.device),
+                "ref_min_score": self.info.ref_min_score, "ref_max_score": self.info.ref_max_score,
+                "dataset": self.info.name}
 
     @torch.no_grad()
     def _policy(self, obs: np.ndarray) -> np.ndarray:
@@ -420,6 +431,7 @@ class Trainer:
             "normalizer": self.normalizer.state_dict(),
             "rng": checkpoint.rng_state(),
             "eval_history": self.eval_history,
+            "run": self.run_info(),
             "config": self.run_config,
         }
         checkpoint.save_atomic(state, self.checkpoint_path)
@@ -444,7 +456,7 @@ class Trainer:
         self.online_s, self.online_steps = state["online_s"], state["online_steps"]
         self.eval_history = state["eval_history"]
         phase = self._current()
-        tqdm.write(f"offrl: resuming from {self.checkpoint_path} at {phase.name} step {phase.step}")
+        write(f"offrl: resuming from {self.checkpoint_path} at {phase.name} step {phase.step}")
 
     def _results(self) -> dict[str, Any]:
         last = self.eval_history[-1]

@@ -163,7 +163,8 @@ def test_every_reader_reports_what_it_loaded(tmp_path, minari_root):
     del raw["next_observations"]  # qlearning_dataset convention: timeout rows have no successor
     summary = read_d4rl_hdf5(write_d4rl_hdf5(tmp_path / "a.hdf5", raw)).summary()
     assert summary["rows_read"] == 7 and summary["transitions"] == 6 and summary["terminals"] == 1
-    assert summary["dropped"] == {"timeout rows without a next observation": 1, "last row without a next observation": 0}
+    assert summary["dropped"] == {"timeout rows without a next observation": 1,
+                                  "last row without a next observation": 0}
     summary = read_minari_summary()
     assert summary == {**summary, "rows_read": 9, "transitions": 9, "episodes": 2, "terminals": 0, "timeouts": 2}
     json.dumps(summary)  # goes into results.json as it is

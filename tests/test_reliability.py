@@ -197,7 +197,8 @@ def test_resume_refusals_are_one_line_and_create_nothing(tmp_path, small_default
     (["-m", "seed=0,1", "agent=bc,td3bcc"], "agent=td3bcc is not a known agent"),
     (["trainer.steps=many"], "could not be converted to Integer"),
     (["+foo=1"], "unknown top-level key(s) ['foo']"),
-    (["agent=sac", "env=Hopperr-v5"], "env='Hopperr-v5' is not a registered gymnasium environment; did you mean Hopper-v5"),
+    (["agent=sac", "env=Hopperr-v5"],
+     "env='Hopperr-v5' is not a registered gymnasium environment; did you mean Hopper-v5"),
     (["env=Hopperr-v5"], "is not a registered gymnasium environment; did you mean Hopper-v5"),
     (["agent=td3bc", "trainer=offline_to_online", "env=Hopperr-v5"], "did you mean Hopper-v5"),
 ])
@@ -296,8 +297,9 @@ def test_a2pr_value_and_vae_losses_by_hand():
     batch = _batch(n=16)
     with torch.no_grad():
         next_actions = torch.rand(16, 2) * 2 - 1
-        y_target = batch.rewards + 0.9 * (1 - batch.dones) * agent.critic_target(batch.next_obs, next_actions).min(0).values
-        y_online = batch.rewards + 0.9 * (1 - batch.dones) * agent.critic(batch.next_obs, next_actions).min(0).values
+        not_done = 0.9 * (1 - batch.dones)
+        y_target = batch.rewards + not_done * agent.critic_target(batch.next_obs, next_actions).min(0).values
+        y_online = batch.rewards + not_done * agent.critic(batch.next_obs, next_actions).min(0).values
         v = agent.value(batch.obs).squeeze(-1)
         expected_value_loss = ((v - torch.minimum(y_target, y_online)) ** 2).mean()
     metrics = agent.value_step(batch, next_actions, y_target, agent.value(batch.obs).squeeze(-1))

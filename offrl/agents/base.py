@@ -7,6 +7,7 @@ normalised by the trainer; actions live in [-1, 1].
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -27,6 +28,9 @@ class Agent(nn.Module):
     config_class: ClassVar[type[AgentConfig]] = AgentConfig
     # Methods holding the tensor work of one update; ``enable_compile`` wraps them in torch.compile.
     compiled_methods: ClassVar[tuple[str, ...]] = ()
+    # std of the Gaussian that ``log_prob`` puts around a deterministic actor's action (PGD's
+    # det_guidance, card C.8: a unit Gaussian); an instance may set its own.
+    log_prob_std: float = 1.0
 
     def __init__(self, cfg: AgentConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__()
@@ -42,6 +46,23 @@ class Agent(nn.Module):
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions in [-1, 1] for a batch of (normalised) observations."""
         raise NotImplementedError
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) for a batch of (normalised) observations and actions, shape (B,), differentiable
+        in ``actions`` (policy-guided diffusion steers sampled actions along its gradient). Default, for
+        deterministic actors: the density of N(act(obs), log_prob_std^2 I), whose gradient in the actions
+        is (act(obs) - a) / std^2. Stochastic agents override this with their policy's own density."""
+        mean = self.act(obs, deterministic=True)
+        std = self.log_prob_std
+        return (-0.5 * ((actions - mean) / std) ** 2 - math.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def deterministic_policy(self) -> nn.Module:
+        """The deterministic policy as a module of its own, for export (``offrl export`` traces it):
+        forward(obs) maps a batch of normalised observations (B, obs_dim) to the actions in [-1, 1] of
+        ``act(obs, deterministic=True)``, sharing this agent's parameters. Default: a module calling
+        ``act``, traceable when ``act`` is tensor operations whose Python control flow depends on the
+        config only (not on the data or the batch size); an agent whose ``act`` is not overrides this."""
+        return _DeterministicAct(self)
 
     def attach_dataset(self, store: TransitionStore) -> None:
         """Called once before training with the (normalised) offline data, for agents whose update
@@ -70,6 +91,17 @@ class Agent(nn.Module):
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
+
+
+class _DeterministicAct(nn.Module):
+    """``agent.act(obs, deterministic=True)`` as a module (Agent.deterministic_policy's default)."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.agent.act(obs, deterministic=True)
 
 
 def adam(module: nn.Module, lr: float, **kwargs: Any) -> torch.optim.Adam:

@@ -155,3 +155,7 @@ class ODICE(Agent):
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         return self.actor.mode(obs) if deterministic else self.actor.sample(obs).clamp(-1.0, 1.0)
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """The policy's own Gaussian density (the one its weighted-BC loss maximises)."""
+        return self.actor.log_prob(obs, actions)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from offrl.agents.sac import SAC, SACConfig
 from offrl.data.store import Batch
@@ -44,6 +44,16 @@ class PMOE(SAC):
 
     def make_actor(self, obs_dim: int, act_dim: int) -> GaussianMixturePolicy:
         return GaussianMixturePolicy(obs_dim, act_dim, self.cfg.num_experts, self.cfg.hidden_dims)
+
+    def deterministic_policy(self) -> nn.Module:
+        """``act(obs, deterministic=True)`` for export: the router's argmax expert picked by a gather,
+        where ``GaussianMixturePolicy.mode`` indexes with ``arange(len(obs))``, which a trace would fix
+        to the example's batch size."""
+        return MixtureMode(self.actor)
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """The mixture density log sum_k w_k(s) pi_k(a|s) (actions clamped inside (-1, 1) as for SAC)."""
+        return self.actor.mixture_log_prob(obs, actions)
 
     def actor_step(self, batch: Batch) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
@@ -79,3 +89,16 @@ class PMOE(SAC):
             metrics[f"expert{expert}_usage"] = weights[:, expert].mean().detach()
             metrics[f"expert{expert}_action_std"] = stds[expert]
         return metrics
+
+
+class MixtureMode(nn.Module):
+    """tanh of the mean of the expert the router weighs most (``GaussianMixturePolicy.mode``), for any batch size."""
+
+    def __init__(self, actor: GaussianMixturePolicy) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs: Tensor) -> Tensor:
+        mean, _, logits = self.actor.heads(obs)
+        k = logits.argmax(-1)[:, None, None].expand(-1, 1, mean.shape[-1])
+        return torch.tanh(mean.gather(1, k)[:, 0])

@@ -88,3 +88,8 @@ class SAC(Agent):
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         return self.actor.mode(obs) if deterministic else self.actor(obs)[0]
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """The tanh-Gaussian density of actions in (-1, 1), change of variables included; actions are
+        clamped to 1e-6 inside the bounds before atanh."""
+        return self.actor.log_prob(obs, actions)

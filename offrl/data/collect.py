@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from offrl.envs import make_vec_env
+from offrl.progress import progress
 
 
 class BehaviourPolicy(Protocol):
@@ -40,7 +40,7 @@ def collect(
     running: list[dict[str, list]] = [{k: [] for k in keys} for _ in range(num_envs)]
     finished: list[dict[str, np.ndarray]] = []
     total = 0
-    with tqdm(total=num_transitions, desc=desc, unit="step", mininterval=1.0) as bar:
+    with progress(num_transitions, desc, "step") as bar:
         while total < num_transitions:
             actions = np.asarray(policy(obs), dtype=np.float32)
             next_obs, rewards, terminated, truncated, _ = envs.step(actions)

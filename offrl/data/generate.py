@@ -233,28 +233,13 @@ def medium_replay(card: BehaviourCard, from_run: Path | None, size: int | None,
 
 
 def write_minari(dataset_id: str, arrays: dict[str, np.ndarray], card: BehaviourCard, recipe: dict) -> None:
-    """The same transitions as a Minari dataset, created with minari's own API (replacing an older copy)."""
-    import gymnasium as gym
-    import minari
-    from minari.data_collector import EpisodeBuffer
+    """The same transitions as a Minari dataset (replacing an older copy of the same id)."""
+    from offrl.data.minari_reader import write_minari as write
 
-    ends = np.flatnonzero(arrays["terminals"] | arrays["timeouts"]) + 1
-    starts = np.concatenate([[0], ends[:-1]])
-    buffers = []
-    for start, stop in zip(starts, ends):
-        obs = np.concatenate([arrays["observations"][start:stop], arrays["next_observations"][stop - 1:stop]])
-        buffers.append(EpisodeBuffer(
-            observations=list(obs.astype(np.float64)), actions=list(arrays["actions"][start:stop]),
-            rewards=list(arrays["rewards"][start:stop].astype(np.float64)),
-            terminations=list(arrays["terminals"][start:stop]), truncations=list(arrays["timeouts"][start:stop])))
-    if dataset_id in minari.list_local_datasets():
-        minari.delete_dataset(dataset_id)
-    minari.create_dataset_from_buffers(
-        dataset_id, buffers, env=gym.make(card.env_id), eval_env=gym.make(card.env_id),
-        algorithm_name="uniform random" if recipe["quality"] == "random" else "SAC",
-        ref_min_score=card.ref_min_score, ref_max_score=card.ref_max_score, author="offrl",
-        author_email="offrl@localhost", code_permalink="datasets/" + card.family,
-        description=f"offrl D4RL-protocol dataset {recipe['name']} ({json.dumps(recipe)})")
+    write(dataset_id, arrays, card.env_id, algorithm="uniform random" if recipe["quality"] == "random" else "SAC",
+          description=f"offrl D4RL-protocol dataset {recipe['name']} ({json.dumps(recipe)})",
+          ref_min_score=card.ref_min_score, ref_max_score=card.ref_max_score,
+          code_permalink="datasets/" + card.family, replace=True)
 
 
 def _replay_rows_at(run_dir: Path, env_step: int) -> int:
@@ -263,7 +248,8 @@ def _replay_rows_at(run_dir: Path, env_step: int) -> int:
     ``replay_rows`` field)."""
     from offrl import checkpoint
 
-    ends = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")["phases"]["online"]["replay"]["episode_ends"].numpy()
+    replay = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")["phases"]["online"]["replay"]
+    ends = replay["episode_ends"].numpy()
     rows = np.arange(1, len(ends) + 1)
     steps_used = rows + np.concatenate([[0], np.cumsum(ends)[:-1]])  # env steps once row r is written
     return int(np.searchsorted(steps_used, env_step, side="right"))

@@ -1,6 +1,7 @@
-"""Reader for Minari datasets stored locally (``minari.load_dataset(id)``; no download).
+"""Reader and writer for Minari datasets stored locally (``minari.load_dataset(id)``; no download).
 
 Every episode is read at load time, so a damaged episode file is reported before training starts.
+``write_minari`` creates a local Minari dataset from D4RL-layout arrays (any dataset offrl reads).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def read_minari(dataset_id: str, name: str | None = None) -> OfflineData:
             end[-1] = True
             columns["end"].append(end)
     except READ_ERRORS as err:
-        raise DatasetError(f"{where}: episode data in {data_dir} is damaged or truncated ({_first_line(err)})") from None
+        raise DatasetError(
+            f"{where}: episode data in {data_dir} is damaged or truncated ({_first_line(err)})") from None
     if not columns["rew"]:
         raise DatasetError(f"{where}: the dataset holds no episodes")
 
@@ -99,3 +101,35 @@ def _first_line(err: BaseException) -> str:
 
 def _optional_float(value: object) -> float | None:
     return None if value is None else float(np.asarray(value).item())
+
+
+def write_minari(dataset_id: str, arrays: dict[str, np.ndarray], env_id: str, *, algorithm: str, description: str,
+                 ref_min_score: float | None = None, ref_max_score: float | None = None,
+                 code_permalink: str = "https://offrl.local", replace: bool = False) -> Path:
+    """A local Minari dataset from D4RL-layout ``arrays`` (observations, actions, rewards,
+    next_observations, terminals, timeouts; an episode ends at a terminal or a timeout, and the last
+    row ends one), created with minari's own API under ``$MINARI_DATASETS_PATH``."""
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    if dataset_id in minari.list_local_datasets():
+        if not replace:
+            raise DatasetError(f"minari:{dataset_id} already exists under {minari_root()}; choose another id or "
+                               "replace it explicitly")
+        minari.delete_dataset(dataset_id)
+    ends = arrays["terminals"] | arrays["timeouts"]
+    ends[-1] = True
+    stops = np.flatnonzero(ends) + 1
+    buffers = []
+    for start, stop in zip(np.concatenate([[0], stops[:-1]]), stops):
+        obs = np.concatenate([arrays["observations"][start:stop], arrays["next_observations"][stop - 1:stop]])
+        truncations = ~arrays["terminals"][start:stop] & ends[start:stop]
+        buffers.append(EpisodeBuffer(
+            observations=list(obs.astype(np.float64)), actions=list(arrays["actions"][start:stop]),
+            rewards=list(arrays["rewards"][start:stop].astype(np.float64)),
+            terminations=list(arrays["terminals"][start:stop]), truncations=list(truncations)))
+    minari.create_dataset_from_buffers(
+        dataset_id, buffers, env=gym.make(env_id), eval_env=gym.make(env_id), algorithm_name=algorithm,
+        ref_min_score=ref_min_score, ref_max_score=ref_max_score, author="offrl", author_email="offrl@localhost",
+        code_permalink=code_permalink, description=description)
+    return minari_root() / dataset_id

@@ -140,6 +140,21 @@ def cached_path(name: str, size: int | None = None) -> Path:
     return cache_dir() / f"{name}{suffix}.hdf5"
 
 
+def built_sizes(name: str) -> dict[int | None, Path]:
+    """Every build of ``name`` in the cache: None -> the full-size file, N -> the build of N transitions."""
+    import re
+
+    out: dict[int | None, Path] = {}
+    if cached_path(name).exists():
+        out[None] = cached_path(name)
+    pattern = re.compile(rf"^{re.escape(name)}-(\d+)\.hdf5$")
+    for path in sorted(cache_dir().glob(f"{name}-*.hdf5")):
+        match = pattern.match(path.name)
+        if match:
+            out[int(match.group(1))] = path
+    return out
+
+
 def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str], None] = print,
                           **build_options) -> Path:
     """Path of the cached dataset ``name`` (a recipe or a generated D4RL-protocol name), building it

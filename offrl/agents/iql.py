@@ -1,0 +1,160 @@
+"""IQL, Implicit Q-Learning (Kostrikov, Nair & Levine, ICLR 2022): in-sample value learning by expectile
+regression, then policy extraction by advantage-weighted regression. No action outside the dataset is
+ever evaluated by Q.
+
+Per iteration, in the order of the official code (V, then the policy with the new V, then Q):
+    value:   u = min_j Q_target_j(s, a) - V(s),   L_V = E |expectile - 1(u < 0)| u^2
+    policy:  w = min(exp(beta sg(min_j Q_target_j(s, a) - V(s))), exp_adv_max),   L_pi = -E w log pi(a|s)
+             (deterministic option: L_pi = E w ||pi(s) - a||^2)
+    critic:  y = r + gamma (1 - d) sg(V(s')),   L_Q = sum_j E (Q_j(s, a) - y)^2
+    Polyak:  Q_target <- tau Q + (1 - tau) Q_target
+Policy: pi(a|s) = N(tanh(mu(s)), diag sigma^2), log sigma a state-independent parameter clipped to
+[log_std_min, log_std_max]; the density is the Gaussian's on the action itself (no tanh Jacobian).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.data.store import Batch
+from offrl.errors import ConfigError
+from offrl.nets import DeterministicActor, EnsembleCritic, GaussianActor, frozen_copy, mlp, polyak_update
+
+POLICIES = ("gaussian", "deterministic")
+
+
+@dataclass
+class IQLConfig(AgentConfig):
+    name: str = "iql"
+    normalize_states: bool = False  # the official code feeds raw observations
+    value_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    actor_lr: float = 3e-4
+    # The official code decays the actor's lr to 0 by a cosine over the run (1M steps); the agent does
+    # not know the run length, so None keeps it constant (as PGD's IQL, card C.8) and N decays over N updates.
+    actor_lr_schedule_steps: int | None = None
+    discount: float = 0.99
+    tau: float = 0.005
+    expectile: float = 0.7  # MuJoCo (AntMaze: 0.9)
+    beta: float = 3.0  # inverse temperature (MuJoCo; AntMaze: 10)
+    exp_adv_max: float = 100.0  # clip of exp(beta * advantage)
+    policy: str = "gaussian"  # gaussian (the paper) | deterministic (weighted MSE)
+    log_std_min: float = -5.0  # the official learner; PGD's JAX port clips at -20
+    log_std_max: float = 2.0
+    actor_dropout: float = 0.0  # on the policy's hidden layers; the official code: 0.1 on Kitchen/Adroit only
+
+
+def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
+    """E |expectile - 1(diff < 0)| diff^2: positive residuals weigh ``expectile``, negative ones 1 - expectile."""
+    weight = torch.where(diff < 0, 1.0 - expectile, expectile)
+    return (weight * diff.pow(2)).mean()
+
+
+def cosine_lr(base_lr: float, step: int, total: int) -> float:
+    """base_lr (1 + cos(pi min(step, total) / total)) / 2: base_lr at step 0, 0 from step ``total`` on."""
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+@contextmanager
+def evaluation_mode(module: nn.Module) -> Iterator[None]:
+    """Dropout off while acting or scoring actions; the training mode is restored afterwards."""
+    was_training = module.training
+    module.train(False)
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+class IQL(Agent):
+    config_class = IQLConfig
+    compiled_methods = ("value_step", "actor_step", "critic_step")
+
+    def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int) -> None:
+        if cfg.policy not in POLICIES:
+            raise ConfigError(f"agent.policy='{cfg.policy}' is unknown; expected one of {list(POLICIES)}")
+        if cfg.actor_lr_schedule_steps is not None and cfg.actor_lr_schedule_steps <= 0:
+            raise ConfigError(f"agent.actor_lr_schedule_steps={cfg.actor_lr_schedule_steps}; expected a positive "
+                              "number of updates or null (constant lr)")
+        super().__init__(cfg, obs_dim, act_dim)
+        self.value = mlp(obs_dim, 1, cfg.hidden_dims)
+        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.hidden_dims)
+        self.critic_target = frozen_copy(self.critic)
+        if cfg.policy == "gaussian":
+            self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden_dims, cfg.log_std_min, cfg.log_std_max,
+                                       squash_mean=True, dropout=cfg.actor_dropout)
+        else:
+            self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
+        # a tensor lr (updated in place) keeps a compiled actor step from recompiling as the lr decays
+        actor_lr = cfg.actor_lr if cfg.actor_lr_schedule_steps is None else torch.tensor(cfg.actor_lr)
+        self.optimizers = {"value": adam(self.value, cfg.value_lr), "actor": adam(self.actor, actor_lr),
+                           "critic": adam(self.critic, cfg.critic_lr)}
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        if self.cfg.actor_lr_schedule_steps is not None:
+            lr = cosine_lr(self.cfg.actor_lr, self.num_updates, self.cfg.actor_lr_schedule_steps)
+            self.optimizers["actor"].param_groups[0]["lr"].fill_(lr)
+        metrics, target_q = self.value_step(batch)
+        metrics.update(self.actor_step(batch, target_q))
+        metrics.update(self.critic_step(batch))
+        self.num_updates += 1
+        return metrics
+
+    def value_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
+        """Expectile regression of V(s) on min_j Q_target_j(s, a); also returns that target Q (B,)."""
+        with torch.no_grad():
+            target_q = self.critic_target(batch.obs, batch.actions).min(dim=0).values
+        v = self.value(batch.obs).squeeze(-1)
+        value_loss = expectile_loss(target_q - v, self.cfg.expectile)
+        self.optimize("value", value_loss)
+        return {"value_loss": value_loss.detach(), "v": v.mean().detach()}, target_q
+
+    def actor_step(self, batch: Batch, target_q: Tensor) -> dict[str, Tensor]:
+        """Advantage-weighted regression with the advantage min_j Q_target_j(s, a) - V(s) (V as updated)."""
+        cfg = self.cfg
+        with torch.no_grad():
+            advantage = target_q - self.value(batch.obs).squeeze(-1)
+            weight = torch.exp(cfg.beta * advantage).clamp(max=cfg.exp_adv_max)
+        if cfg.policy == "gaussian":
+            per_sample = -self.actor.log_prob(batch.obs, batch.actions)
+        else:
+            per_sample = (self.actor(batch.obs) - batch.actions).pow(2).sum(-1)
+        actor_loss = (weight * per_sample).mean()
+        self.optimize("actor", actor_loss)
+        return {"actor_loss": actor_loss.detach(), "advantage": advantage.mean(), "awr_weight": weight.mean(),
+                "awr_weight_clipped_fraction": (weight >= cfg.exp_adv_max).float().mean()}
+
+    def critic_step(self, batch: Batch) -> dict[str, Tensor]:
+        """TD regression of both Q heads on r + gamma (1 - d) V(s'), then the Polyak target update."""
+        cfg = self.cfg
+        with torch.no_grad():
+            next_v = self.value(batch.next_obs).squeeze(-1)
+            y = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_v
+        q = self.critic(batch.obs, batch.actions)  # (2, B)
+        critic_loss = (q - y).pow(2).mean(dim=1).sum()
+        self.optimize("critic", critic_loss)
+        polyak_update(self.critic_target, self.critic, cfg.tau)
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        with evaluation_mode(self.actor):
+            if self.cfg.policy == "deterministic":
+                return self.actor(obs)
+            return self.actor.mode(obs) if deterministic else self.actor.sample(obs).clamp(-1.0, 1.0)
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """Gaussian policy: log N(a; tanh(mu(s)), sigma^2), the density the policy loss maximises, of the
+        (squashed, [-1, 1]) action itself with no tanh Jacobian (card C.8 pitfalls); deterministic
+        policy: the base class's unit Gaussian around pi(s)."""
+        if self.cfg.policy == "deterministic":
+            return super().log_prob(obs, actions)
+        with evaluation_mode(self.actor):
+            return self.actor.log_prob(obs, actions)
