@@ -107,18 +107,24 @@ def plot_curves(runs: dict[tuple[str, str], list[dict]], datasets: list[str], ag
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from offrl.analysis import PALETTE
+
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        for agent in agents:
+        online = False
+        for k, agent in enumerate(agents):
             results = runs.get((dataset, agent))
             if not results:
                 continue
+            online = online or results[0].get("env_steps_per_s") is not None
             steps = [e["step"] for e in results[0]["eval_history"]]
             curves = np.array([[e["return_mean"] for e in r["eval_history"]][:len(steps)] for r in results])
             mean, std = curves.mean(0), curves.std(0)
-            ax.plot(steps, mean, label=f"{agent} (n={len(results)})")
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-        ax.set(title=dataset, xlabel="step", ylabel="evaluation return")
+            color = PALETTE[k % len(PALETTE)]
+            ax.plot(steps, mean, label=f"{agent} (n={len(results)})", color=color)
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=color)
+        ax.set(title=dataset, xlabel="environment steps" if online else "gradient steps",
+               ylabel="evaluation return (mean +- std over seeds)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -255,8 +255,14 @@ def _save(figure, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
-    figure.tight_layout()
+    if figure.get_layout_engine() is None:
+        figure.tight_layout()
     figure.savefig(path, dpi=100)
+
+
+# Okabe & Ito's colour-blind-safe palette
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _plot_dataset(result: dict[str, Any], data: OfflineData, out_dir: Path, stem: str) -> dict[str, str]:
@@ -267,9 +273,9 @@ def _plot_dataset(result: dict[str, Any], data: OfflineData, out_dir: Path, stem
 
     figure = Figure(figsize=(6, 3.5))
     axes = figure.add_subplot()
-    axes.hist(data.episode_returns(), bins=40, color="tab:blue")
-    for label, score, color in (("random", result["tq"]["ref_min_score"], "tab:red"),
-                                ("expert", result["tq"]["ref_max_score"], "tab:green")):
+    axes.hist(data.episode_returns(), bins=40, color=PALETTE[0])
+    for label, score, color in (("random", result["tq"]["ref_min_score"], PALETTE[3]),
+                                ("expert", result["tq"]["ref_max_score"], PALETTE[2])):
         if score is not None:
             axes.axvline(score, color=color, linestyle="--", label=f"{label} reference {score:.1f}")
     if axes.get_legend_handles_labels()[0]:
@@ -280,17 +286,21 @@ def _plot_dataset(result: dict[str, Any], data: OfflineData, out_dir: Path, stem
     bounds = data.episode_bounds()
     figure = Figure(figsize=(6, 3.5))
     axes = figure.add_subplot()
-    axes.hist(bounds[:, 1] - bounds[:, 0], bins=40, color="tab:orange")
-    axes.set(title=f"{name}: episode lengths", xlabel="transitions", ylabel="episodes")
+    axes.hist(bounds[:, 1] - bounds[:, 0], bins=40, color=PALETTE[1])
+    axes.set(title=f"{name}: episode lengths", xlabel="episode length (transitions)", ylabel="episodes")
     _save(figure, out_dir / files["lengths"])
 
     columns = min(data.act_dim, 4)
     rows = math.ceil(data.act_dim / columns)
-    figure = Figure(figsize=(3 * columns, 2.5 * rows))
+    figure = Figure(figsize=(3.2 * columns, 2.7 * rows), layout="constrained")
     for dim in range(data.act_dim):
         axes = figure.add_subplot(rows, columns, dim + 1)
-        axes.hist(data.actions[:, dim], bins=50, color="tab:purple")
+        axes.hist(data.actions[:, dim], bins=50, color=PALETTE[4])
         axes.set_title(f"action {dim}", fontsize="small")
+        axes.set_xlabel("action (env bounds mapped to [-1, 1])", fontsize="x-small")
+        if dim % columns == 0:
+            axes.set_ylabel("transitions", fontsize="small")
+        axes.tick_params(labelsize="x-small")
     figure.suptitle(f"{name}: actions")
     _save(figure, out_dir / files["actions"])
     return files
@@ -299,13 +309,14 @@ def _plot_dataset(result: dict[str, Any], data: OfflineData, out_dir: Path, stem
 def _plot_tq_saco(results: list[dict[str, Any]], path: Path) -> None:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5.5, 4.5))
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
     axes = figure.add_subplot()
     tqs = [result["tq"]["value"] for result in results]
     sacos = [result["saco"]["value"] for result in results]
-    for result, tq, saco in zip(results, tqs, sacos):
-        axes.scatter(tq, saco, color="tab:blue")
-        axes.annotate(result["name"], (tq, saco), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    for k, (result, tq, saco) in enumerate(zip(results, tqs, sacos)):  # a legend, not labels that collide
+        axes.scatter(tq, saco, color=PALETTE[k % len(PALETTE)], marker=MARKERS[k % len(MARKERS)], s=50,
+                     label=result["name"])
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     # the paper's frame: TQ from random (0) to expert (1), SACo from 0 to the reference (1), widened to fit
     axes.set_xlim(min(0.0, *tqs) - 0.05, max(1.0, *tqs) + 0.1)
     axes.set_ylim(0.0, max(1.0, *sacos) * 1.1)

@@ -105,7 +105,8 @@ def _train(overrides: list[str]) -> int:
             return
         score = results["normalized_score"]
         shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
-        print(f"offrl: {results['agent']} on {results['dataset']}: normalized score {shown}, "
+        success = "" if results.get("success_rate") is None else f"success rate {results['success_rate']:.2f}, "
+        print(f"offrl: {results['agent']} on {results['dataset']}: {success}normalized score {shown}, "
               f"return {results['return_mean']:.1f} +- {results['return_std']:.1f} "
               f"after {results['steps']} steps ({results['wall_s']:.0f} s); results in {run_dir / 'results.json'}")
 

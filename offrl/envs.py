@@ -52,6 +52,12 @@ def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None =
 class EvalResult:
     returns: np.ndarray  # (episodes,)
     lengths: np.ndarray
+    successes: np.ndarray | None = None  # (episodes,) bool, where the env reports info["success"]
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of episodes whose env reported success at any step (None: the env reports none)."""
+        return None if self.successes is None else float(self.successes.mean())
 
     @property
     def return_mean(self) -> float:
@@ -71,19 +77,25 @@ def evaluate(
     """Run ``episodes`` episodes on ``envs`` (batched policy calls), seeding episode i with seed + i.
 
     Each sub-env plays episodes one after another until every episode is done; ``policy`` maps a
-    (num_envs, obs_dim) array to (num_envs, act_dim) actions in [-1, 1].
+    (num_envs, obs_dim) array to (num_envs, act_dim) actions in [-1, 1]. Where the env reports
+    ``info["success"]``, an episode succeeds if any of its steps does.
     """
     n = envs.num_envs
     returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
+    successes, reports_success = np.zeros(episodes, bool), False
     # sub-env k plays episodes k, k + n, k + 2n, ...
     current = np.arange(n)
     active = current < episodes
     obs, _ = envs.reset(seed=[seed + int(i) for i in current])
     while active.any():
         actions = policy(obs)
-        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        obs, rewards, terminated, truncated, infos = envs.step(actions)
         returns[current[active]] += rewards[active]
         lengths[current[active]] += 1
+        if "success" in infos:  # OGBench, gymnasium-robotics: success at any step counts for the episode
+            reports_success = True
+            hit = np.asarray(infos["success"], dtype=bool) & infos.get("_success", np.ones(n, bool)) & active
+            successes[current[hit]] = True
         finished = (terminated | truncated) & active
         if finished.any():
             # Reset finished sub-envs explicitly (rather than by NEXT_STEP autoreset) so that each
@@ -93,7 +105,7 @@ def evaluate(
             restart = finished & active
             if restart.any():
                 obs, _ = envs.reset(seed=[seed + int(i) for i in current], options={"reset_mask": restart})
-    return EvalResult(returns, lengths)
+    return EvalResult(returns, lengths, successes if reports_success else None)
 
 
 # ---------------------------------------------------------------------- exact environment state

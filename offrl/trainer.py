@@ -384,6 +384,8 @@ class Trainer:
         score = self.info.normalized_score(result.return_mean)
         if score is not None:
             entry["normalized_score"] = score
+        if result.success_rate is not None:
+            entry["success_rate"] = result.success_rate
         best = max((e["return_mean"] for e in self.eval_history), default=-math.inf)
         self.eval_history.append(entry)
         replay = getattr(phase, "replay", None)
@@ -396,6 +398,8 @@ class Trainer:
             checkpoint.save_atomic(policy, self.run_dir / "snapshots" / f"step_{entry['global_step']:08d}.pt")
         self.logger.scalars("eval", {k: v for k, v in entry.items() if isinstance(v, float)}, entry["global_step"])
         shown = f", normalized score {score:.1f}" if score is not None else ""
+        if result.success_rate is not None:
+            shown += f", success rate {result.success_rate:.2f}"
         self.logger.console(f"[eval] {phase.name} step {phase.step}: return {result.return_mean:.1f} "
                             f"+- {result.return_std:.1f}{shown}")
         return result
@@ -462,6 +466,7 @@ class Trainer:
         last = self.eval_history[-1]
         return {
             "normalized_score": last.get("normalized_score"),
+            "success_rate": last.get("success_rate"),
             "return_mean": last["return_mean"],
             "return_std": last["return_std"],
             "steps": self.phases[-1].step,
