@@ -25,7 +25,7 @@ from offrl import checkpoint
 from offrl.agents.base import Agent
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import BatchSource, Mixture, StoreSampler
-from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.data.store import Batch, ObsNormalizer, TransitionStore
 from offrl.envs import EvalResult, evaluate, make_vec_env, set_vec_env_state, vec_env_state
 from offrl.errors import ConfigError, Interrupted, TrainingDiverged
 from offrl.progress import progress, write
@@ -47,6 +47,9 @@ class TrainerConfig:
     num_envs: int = 1
     warmup_steps: int = 10_000  # uniform-random environment steps before learning starts
     updates_per_step: float = 1.0  # gradient updates per environment step
+    # critic minibatches per update (RLPD/EXPO's UTD): an update draws utd * batch_size rows, runs the
+    # agent's critic_update on each consecutive minibatch and its policy_update once, on the last
+    utd: int = 1
     buffer_size: int = 1_000_000
     pretrain_steps: int = 0  # offline_to_online: offline gradient steps before going online
     offline_fraction: float = 0.5  # offline_to_online: share of each batch drawn from the dataset
@@ -56,7 +59,7 @@ class TrainerConfig:
         if self.mode not in MODES:
             raise ConfigError(f"trainer.mode='{self.mode}' is unknown; expected one of {list(MODES)}")
         for key in ("steps", "batch_size", "eval_every", "eval_episodes", "eval_envs", "log_every",
-                    "checkpoint_every", "num_envs", "buffer_size"):
+                    "checkpoint_every", "num_envs", "buffer_size", "utd"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"trainer.{key}={getattr(self, key)} must be positive")
         for key in ("warmup_steps", "pretrain_steps", "updates_per_step"):
@@ -108,14 +111,14 @@ class OfflinePhase(Phase):
 
     unit = "step"
 
-    def __init__(self, name: str, steps: int, source: BatchSource, batch_size: int) -> None:
+    def __init__(self, name: str, steps: int, source: BatchSource, batch_size: int, pretraining: bool = False) -> None:
         super().__init__(name, steps)
-        self.source, self.batch_size = source, batch_size
+        self.source, self.batch_size, self.pretraining = source, batch_size, pretraining
 
     def run(self, trainer: Trainer) -> None:
         with trainer.progress_bar(self) as bar:
             while self.step < self.steps:
-                trainer.update(self.source.sample(self.batch_size))
+                trainer.update(self.source.sample(self.batch_size * trainer.cfg.utd), self.pretraining)
                 self.step += 1
                 bar.update(1)
                 trainer.periodic(self, self.step - 1)
@@ -174,7 +177,7 @@ class OnlinePhase(Phase):
                     if self.step >= cfg.warmup_steps:
                         self.update_debt += cfg.updates_per_step * cfg.num_envs
                         while self.update_debt >= 1.0:
-                            trainer.update(self.source.sample(cfg.batch_size))
+                            trainer.update(self.source.sample(cfg.batch_size * cfg.utd))
                             self.update_debt -= 1.0
                         trainer.online_s += time.perf_counter() - tick  # env + acting + updates, no evaluation
                         trainer.online_steps += cfg.num_envs
@@ -244,8 +247,8 @@ def build_phases(cfg: TrainerConfig, agent: Agent, dataset: TransitionStore | No
     if cfg.mode == "online":
         return [OnlinePhase("online", cfg, replay, None, seed)]
     online = OnlinePhase("online", cfg, replay, offline, seed)
-    return [OfflinePhase("pretrain", cfg.pretrain_steps, offline, cfg.batch_size), online] if cfg.pretrain_steps \
-        else [online]
+    pretrain = OfflinePhase("pretrain", cfg.pretrain_steps, offline, cfg.batch_size, pretraining=True)
+    return [pretrain, online] if cfg.pretrain_steps else [online]
 
 
 # ---------------------------------------------------------------------- trainer
@@ -274,6 +277,9 @@ class Trainer:
         self.normalizer, self.info, self.dataset = normalizer, info, dataset
         self.run_config = run_config or {}
         self.device = next(agent.parameters()).device
+        if cfg.utd > 1 and not agent.supports_utd():
+            raise ConfigError(f"trainer.utd={cfg.utd}: agent '{agent.cfg.name}' has no separate critic and policy "
+                              "updates (critic_update, policy_update); use trainer.utd=1")
         self.phases = build_phases(cfg, agent, dataset, seed)
         self.eval_envs = make_vec_env(info.env_id, min(cfg.eval_envs, cfg.eval_episodes), info.env_kwargs)
         # progress counters, all saved in checkpoints
@@ -337,9 +343,16 @@ class Trainer:
     def progress_bar(self, phase: Phase):
         return progress(phase.steps, phase.name, phase.unit, initial=phase.step)
 
-    def update(self, batch) -> None:
+    def update(self, batch: Batch, pretraining: bool = False) -> None:
+        """One update on ``batch`` (utd * batch_size rows): the agent's ``update``, its ``pretrain_update``
+        in offline pre-training, or with utd > 1 the UTD schedule (``utd_update``)."""
         tick = time.perf_counter()
-        self.metrics.update(self.agent.update(batch))
+        if pretraining:
+            self.metrics.update(self.agent.pretrain_update(batch))
+        elif self.cfg.utd > 1:
+            self.metrics.update(utd_update(self.agent, batch, self.cfg.utd))
+        else:
+            self.metrics.update(self.agent.update(batch))
         self.update_s += time.perf_counter() - tick
         self.update_step += 1
 
@@ -480,6 +493,18 @@ class Trainer:
             "ref_max_score": self.info.ref_max_score,
             "eval_history": self.eval_history,
         }
+
+
+def utd_update(agent: Agent, batch: Batch, utd: int) -> dict[str, Tensor]:
+    """RLPD/EXPO's update schedule: ``agent.critic_update`` on each of ``utd`` consecutive minibatches
+    of ``batch`` (a Mixture interleaves its rows, so each keeps the offline/online shares), then
+    ``agent.policy_update`` once, on the last minibatch."""
+    minibatches = list(zip(*(field.tensor_split(utd) for field in batch)))
+    metrics: dict[str, Tensor] = {}
+    for fields in minibatches:
+        metrics.update(agent.critic_update(Batch(*fields)))
+    metrics.update(agent.policy_update(Batch(*minibatches[-1])))
+    return metrics
 
 
 def _crossed(previous: int, current: int, every: int) -> bool:

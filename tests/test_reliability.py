@@ -324,3 +324,28 @@ def test_checkpoint_load_refuses_foreign_files(tmp_path):
     torch.save({"agent": {}}, path)
     with pytest.raises(OffrlError, match="format None was written by an incompatible offrl version"):
         checkpoint.load(path)
+
+
+def test_utd_schedule_runs_the_critic_on_each_minibatch_and_the_policy_once(tmp_path, small_default_dataset):
+    """trainer.utd=4 with offline-to-online SAC: 4 critic steps per policy step, and each critic
+    minibatch holds offline and online rows in the configured share (Mixture interleaving)."""
+    from offrl.trainer import utd_update
+
+    agent = make_agent({"name": "sac", "hidden_dims": [16, 16]}, 3, 1)
+    seen = []
+    critic_update = agent.critic_update
+    agent.critic_update = lambda batch: (seen.append(batch.rewards.clone()), critic_update(batch))[1]
+    rows = torch.cat([torch.ones(32), -torch.ones(32)])  # offline rows marked +1, online -1
+    order = torch.stack([rows[:32], rows[32:]], 1).flatten()  # what Mixture's interleaving yields
+    batch = Batch(torch.randn(64, 3), torch.rand(64, 1) * 2 - 1, order, torch.randn(64, 3), torch.zeros(64))
+    utd_update(agent, batch, 4)
+    assert len(seen) == 4 and all(len(r) == 16 and (r == 1).sum() == 8 for r in seen)
+    critic_steps = agent.optimizers["critic"].state_dict()["state"][0]["step"]
+    actor_steps = agent.optimizers["actor"].state_dict()["state"][0]["step"]
+    assert float(critic_steps) == 4 and float(actor_steps) == 1 and agent.num_updates == 1
+
+    run = tmp_path / "run"
+    assert main(["train", "agent=sac", "trainer=offline_to_online", *FAST, "trainer.pretrain_steps=0",
+                 "trainer.steps=60", "trainer.utd=3", "trainer.eval_every=60", "trainer.eval_episodes=1",
+                 "threads=1", f"hydra.run.dir={run}"]) == 0
+    assert main(["train", "agent=td3bc", "trainer.utd=2", *FAST, f"hydra.run.dir={tmp_path / 'no'}"]) == 2

@@ -47,6 +47,24 @@ class Agent(nn.Module):
         """Actions in [-1, 1] for a batch of (normalised) observations."""
         raise NotImplementedError
 
+    # The UTD schedule (trainer.utd > 1, RLPD/EXPO) sequences these two parts of an update: the critic
+    # part on each of utd minibatches, the policy part (actor, temperature, ...) once. Agents that can
+    # be split so override both; ``update`` stays the one-minibatch case.
+    def critic_update(self, batch: Batch) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def policy_update(self, batch: Batch) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def supports_utd(self) -> bool:
+        cls = type(self)
+        return cls.critic_update is not Agent.critic_update and cls.policy_update is not Agent.policy_update
+
+    def pretrain_update(self, batch: Batch) -> dict[str, Tensor]:
+        """The update of offline pre-training before an online phase (trainer=offline_to_online).
+        Default: the ordinary update; an agent that pre-trains only some networks overrides it."""
+        return self.update(batch)
+
     def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
         """log pi(a|s) for a batch of (normalised) observations and actions, shape (B,), differentiable
         in ``actions`` (policy-guided diffusion steers sampled actions along its gradient). Default, for

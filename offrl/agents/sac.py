@@ -56,8 +56,15 @@ class SAC(Agent):
         return TanhGaussianActor(obs_dim, act_dim, self.cfg.hidden_dims)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        metrics = self.critic_step(batch)
-        metrics.update(self.actor_step(batch))
+        metrics = self.critic_update(batch)
+        metrics.update(self.policy_update(batch))
+        return metrics
+
+    def critic_update(self, batch: Batch) -> dict[str, Tensor]:
+        return self.critic_step(batch)
+
+    def policy_update(self, batch: Batch) -> dict[str, Tensor]:
+        metrics = self.actor_step(batch)
         self.num_updates += 1
         return metrics
 
