@@ -13,11 +13,34 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from offrl.data.spec import FlattenBySpec, ObservationSpec
 from offrl.errors import ConfigError
+
+
+def register_extra_envs() -> None:
+    """Register the env packages offrl knows beyond gymnasium's own (gymnasium-robotics: PointMaze,
+    AntMaze, ...; OGBench: manipulation and mazes), where installed. Imported on first need: they are
+    slow to import and print notices."""
+    import contextlib
+    import io
+    import warnings
+
+    for name in ("gymnasium_robotics", "ogbench"):
+        try:
+            quiet = io.StringIO()
+            with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                warnings.simplefilter("ignore")
+                module = __import__(name)
+                if name == "gymnasium_robotics":
+                    gym.register_envs(module)
+        except ImportError:
+            continue
 
 
 def env_spec(env_id: str, where: str = "env") -> gym.envs.registration.EnvSpec:
     """The gymnasium spec of ``env_id``; an unknown id is a ConfigError suggesting the closest ids."""
+    if env_id not in gym.registry:
+        register_extra_envs()
     try:
         return gym.spec(env_id)
     except gym.error.Error:
@@ -27,22 +50,32 @@ def env_spec(env_id: str, where: str = "env") -> gym.envs.registration.EnvSpec:
 
 
 def env_spaces(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[gym.Space, gym.Space]:
-    """Observation and action space of ``env_id`` (made once, then closed)."""
+    """Observation space (flattened by the observation spec for dict observations) and action space of
+    ``env_id`` (made once, then closed)."""
     probe = gym.make(env_spec(env_id), **(env_kwargs or {}))
+    if isinstance(probe.observation_space, gym.spaces.Dict):
+        probe = FlattenBySpec(probe)
     spaces = probe.observation_space, probe.action_space
     probe.close()
     return spaces
+
+
+def observation_spec(env_id: str, env_kwargs: dict[str, Any] | None = None) -> ObservationSpec:
+    probe = gym.make(env_spec(env_id), **(env_kwargs or {}))
+    spec = ObservationSpec.from_space(probe.observation_space)
+    probe.close()
+    return spec
 
 
 def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None = None) -> gym.vector.VectorEnv:
     """A synchronous vector env (AsyncVectorEnv is slower on 2 cores) whose action space is [-1, 1]."""
     spec = env_spec(env_id)
     probe = gym.make(spec, **(env_kwargs or {}))
-    space = probe.action_space
+    space, dict_obs = probe.action_space, isinstance(probe.observation_space, gym.spaces.Dict)
     probe.close()
     if not isinstance(space, gym.spaces.Box):
         raise ConfigError(f"environment '{env_id}' has action space {space}; offrl needs a continuous Box")
-    wrappers = []
+    wrappers = [FlattenBySpec] if dict_obs else []  # dict observations: flat, in the observation spec's order
     if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
         wrappers.append(lambda env: gym.wrappers.RescaleAction(env, -1.0, 1.0))
     return gym.make_vec(spec, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers, **(env_kwargs or {}))

@@ -18,6 +18,7 @@ from offrl import checkpoint
 from offrl.agents import AgentConfig, agent_config, make_agent
 from offrl.config import typed
 from offrl.data.arrays import DatasetInfo
+from offrl.data.goals import GoalRelabel, wants_relabelling
 from offrl.data.sources import DatasetConfig, load_dataset
 from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.envs import env_spaces, env_spec
@@ -111,7 +112,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     torch.set_num_threads(choose_threads(top.threads))
     checkpoint.seed_everything(top.seed)
 
-    store, loaded = None, None
+    store, loaded, offline_source = None, None, None
     if trainer_cfg.mode == "online":
         env_id = top.env or dataset_cfg.env_id
         if env_id is None:
@@ -132,6 +133,9 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         normalizer = ObsNormalizer.fit(data.observations) if agent_cfg.normalize_states else ObsNormalizer(obs_dim)
         store = TransitionStore.from_data(data, device, seed=top.seed)
         store.normalize_obs(normalizer)
+        if wants_relabelling(dataset_cfg.relabel, info.obs_spec, info.location):
+            offline_source = GoalRelabel(store, info.obs_spec, normalizer, dataset_cfg.relabel)
+            print(f"offrl: goal-conditioned: hindsight relabelling {dataset_cfg.relabel}")
     normalizer = normalizer.to(device)
 
     agent = make_agent(agent_cfg, obs_dim, act_dim, device)
@@ -144,7 +148,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     if loaded is not None:
         resolved["loaded"] = loaded
     with checkpoint.RunLock(run_dir):
-        trainer = Trainer(trainer_cfg, agent, run_dir, top.seed, normalizer, info, store, resolved)
+        trainer = Trainer(trainer_cfg, agent, run_dir, top.seed, normalizer, info, store, resolved, offline_source)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         results = trainer.run(resume=top.resume is not None)
         results = {"agent": agent_cfg.name, "dataset": info.name, "env_id": info.env_id, "seed": top.seed,

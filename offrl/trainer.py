@@ -235,11 +235,14 @@ class OnlinePhase(Phase):
         self.explore_rng.bit_generator.state = state["explore_rng"]
 
 
-def build_phases(cfg: TrainerConfig, agent: Agent, dataset: TransitionStore | None, seed: int) -> list[Phase]:
-    """The phases ``cfg.mode`` stands for."""
+def build_phases(cfg: TrainerConfig, agent: Agent, dataset: TransitionStore | None, seed: int,
+                 offline: BatchSource | None = None) -> list[Phase]:
+    """The phases ``cfg.mode`` stands for; ``offline`` draws the dataset's batches (default: uniform
+    rows of ``dataset``; e.g. a goal-relabelling source for goal-conditioned data)."""
     if cfg.mode != "online" and dataset is None:
         raise ConfigError(f"trainer.mode={cfg.mode} needs a dataset")
-    offline = None if dataset is None else StoreSampler(dataset)
+    if offline is None and dataset is not None:
+        offline = StoreSampler(dataset)
     if cfg.mode == "offline":
         return [OfflinePhase("offline", cfg.steps, offline, cfg.batch_size)]
     device = next(agent.parameters()).device
@@ -267,6 +270,7 @@ class Trainer:
         info: DatasetInfo,
         dataset: TransitionStore | None = None,
         run_config: dict[str, Any] | None = None,
+        offline_source: BatchSource | None = None,
     ) -> None:
         cfg.check()
         if info.env_id is None:
@@ -280,7 +284,7 @@ class Trainer:
         if cfg.utd > 1 and not agent.supports_utd():
             raise ConfigError(f"trainer.utd={cfg.utd}: agent '{agent.cfg.name}' has no separate critic and policy "
                               "updates (critic_update, policy_update); use trainer.utd=1")
-        self.phases = build_phases(cfg, agent, dataset, seed)
+        self.phases = build_phases(cfg, agent, dataset, seed, offline_source)
         self.eval_envs = make_vec_env(info.env_id, min(cfg.eval_envs, cfg.eval_episodes), info.env_kwargs)
         # progress counters, all saved in checkpoints
         self.update_step = 0  # gradient steps in total

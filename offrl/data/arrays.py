@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from offrl.data.spec import ObservationSpec
 from offrl.errors import DatasetError
 
 
@@ -22,6 +23,7 @@ class DatasetInfo:
     ref_min_score: float | None = None  # mean return of a uniform-random policy
     ref_max_score: float | None = None  # mean return of the expert reference policy
     extra: dict[str, Any] = field(default_factory=dict)  # recipe, episode counts, ...
+    obs_spec: ObservationSpec | None = None  # structure of the flat observations (None: one flat field)
     rows_read: int | None = None  # rows in the source before any were dropped
     dropped: dict[str, int] = field(default_factory=dict)  # rows the reader dropped, by reason
 

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from offrl.data.arrays import DatasetInfo, OfflineData, check_columns
+from offrl.data.spec import ObservationSpec
 from offrl.errors import DatasetError
 
 # d4rl/infos.py: (REF_MIN, REF_MAX) shared by every quality and version of an environment.
@@ -143,9 +144,10 @@ def _info_from_metadata(meta: dict[str, Any], path: Path, name: str) -> DatasetI
         # An original D4RL file: its reference scores come from d4rl/infos.py, not from the file.
         ref_min, ref_max = D4RL_REFERENCE_SCORES[family.group(1)]
         env_id = env_id or D4RL_EVAL_ENVS[family.group(1)]
-    extra = {key: value for key, value in meta.items() if key not in ("env_id", "ref_min_score", "ref_max_score")}
-    if isinstance(extra.get("recipe"), str):
-        extra["recipe"] = json.loads(extra["recipe"])
+    structured = ("recipe", "env_kwargs", "observation_spec", "success")  # stored as JSON strings
+    extra = {key: json.loads(value) if key in structured and isinstance(value, str) else value
+             for key, value in meta.items() if key not in ("env_id", "ref_min_score", "ref_max_score")}
+    spec = extra.pop("observation_spec", None)
     return DatasetInfo(
         name=name,
         source="hdf5",
@@ -153,6 +155,8 @@ def _info_from_metadata(meta: dict[str, Any], path: Path, name: str) -> DatasetI
         env_id=env_id,
         ref_min_score=None if ref_min is None else float(ref_min),
         ref_max_score=None if ref_max is None else float(ref_max),
+        env_kwargs=extra.pop("env_kwargs", None) or {},
+        obs_spec=None if spec is None else ObservationSpec.from_dict(spec),
         extra=extra,
     )
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import gymnasium as gym
 import numpy as np
 
 from offrl.data.arrays import OfflineData, transform_rewards
 from offrl.data.d4rl import read_d4rl_hdf5
+from offrl.data.goals import GoalRelabelConfig
 from offrl.data.minari_reader import read_minari
 from offrl.data.recipes import ensure_recipe_dataset
-from offrl.envs import env_spaces, env_spec
+from offrl.data.spec import ObservationSpec
+from offrl.envs import env_spaces, env_spec, observation_spec
 from offrl.errors import ConfigError, DatasetError
 
 SOURCES = ("recipe", "hdf5", "minari")
@@ -31,6 +33,8 @@ class DatasetConfig:
     reward_normalization: str = "none"  # none | return_range (r * 1000 / (max - min episode return))
     reward_scale: float = 1.0
     reward_shift: float = 0.0
+    # goal-conditioned data (an observation spec with desired_goal / achieved_goal): hindsight relabelling
+    relabel: GoalRelabelConfig = field(default_factory=GoalRelabelConfig)
 
 
 def load_dataset(cfg: DatasetConfig, log: Callable[[str], None] = print) -> OfflineData:
@@ -50,6 +54,8 @@ def load_dataset(cfg: DatasetConfig, log: Callable[[str], None] = print) -> Offl
         raise ConfigError(f"dataset.source='{cfg.source}' is unknown; expected one of {list(SOURCES)}")
 
     info = data.info
+    if cfg.env_id and cfg.env_id != info.env_id:
+        info.env_kwargs = {}  # the file's env arguments belong to the file's env
     info.env_id = cfg.env_id or info.env_id
     if cfg.ref_min_score is not None:
         info.ref_min_score = cfg.ref_min_score
@@ -69,6 +75,9 @@ def fit_to_env(data: OfflineData) -> OfflineData:
         obs_space, act_space = env_spaces(info.env_id, info.env_kwargs)
     except gym.error.Error as err:
         raise DatasetError(f"{info.location}: evaluation env '{info.env_id}' cannot be made ({err})") from None
+    env_obs = observation_spec(info.env_id, info.env_kwargs)
+    if info.obs_spec is not None or len(env_obs.fields) > 1:
+        (info.obs_spec or ObservationSpec.flat(data.obs_dim)).check_fits(env_obs, info.location)
     if obs_space.shape != (data.obs_dim,):
         raise DatasetError(
             f"{info.location}: observations have shape (N, {data.obs_dim}) but env '{info.env_id}' "

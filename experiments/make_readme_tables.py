@@ -1,0 +1,157 @@
+"""Regenerate the README's result tables from the experiments' run directories with ``offrl report``.
+
+    python experiments/make_readme_tables.py [--runs experiments/runs] [--out experiments/results/reports]
+                                             [--reps 2000] [--write-readme]
+
+For each experiment below whose run directories exist under ``--runs`` (the sweeps of
+``experiments/offline_table.sh`` and the commands recorded in ``experiments/results/*.md``), this runs
+``offrl report`` on them (report.md, report.json and figures into ``<out>/<experiment>/``) and prints the
+README's table built from report.json. With ``--write-readme`` it also replaces that table in README.md,
+found by its header line (the text around it is left alone). Experiments whose run directories are not
+there are listed and skipped: the runs behind the committed summaries (experiments/results/*.json) were
+made on another machine.
+
+The TQ column of the offline table comes from ``experiments/results/dataset_analysis/<family>/analysis.json``
+(``offrl datasets analyze``), not from the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice": "O-DICE", "iql": "IQL",
+         "sac": "SAC", "pmoe": "PMOE"}
+FAMILIES = ("hopper", "halfcheetah", "walker2d")
+QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
+
+
+def dataset_order(name: str) -> tuple[int, int, str]:
+    family, _, quality = name.partition("-")
+    return (FAMILIES.index(family) if family in FAMILIES else len(FAMILIES),
+            QUALITIES.index(quality) if quality in QUALITIES else len(QUALITIES), name)
+
+
+def task_quality(analysis_dir: Path) -> dict[str, float]:
+    """TQ of every analysed dataset (name -> value)."""
+    found = {}
+    for path in sorted(analysis_dir.glob("*/analysis.json")):
+        for entry in json.loads(path.read_text()).get("datasets", []):
+            if entry.get("tq", {}).get("value") is not None:
+                found[entry["name"]] = entry["tq"]["value"]
+    return found
+
+
+def _cell(group: dict | None) -> str:
+    if group is None or not group["n"]:
+        return ""
+    return f"{group['mean']['point']:.1f} +- {group['std']:.1f}"
+
+
+def offline_table(report: dict, tq: dict[str, float]) -> str:
+    """| dataset | TQ | BC | TD3+BC | ... |: final normalized score, mean +- std over seeds."""
+    agents = report["agents"]
+    groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
+    lines = ["| dataset | TQ | " + " | ".join(NAMES.get(a, a) for a in agents) + " |",
+             "|---|---:|" + "---:|" * len(agents)]
+    for d in sorted(report["datasets"], key=dataset_order):
+        quality = f"{tq[d]:.2f}" if d in tq else ""
+        lines.append(f"| {d} | {quality} | " + " | ".join(_cell(groups.get((a, d))) for a in agents) + " |")
+    return "\n".join(lines)
+
+
+def online_table(report: dict, tq: dict[str, float]) -> str:
+    """| task | SAC return | PMOE return ... | SAC wall s (updates/s) | ... |."""
+    agents = report["agents"]
+    groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
+    header = [f"{NAMES.get(a, a)} return" + (" (K = 4, frequency estimator)" if a == "pmoe" else "") for a in agents]
+    header += [f"{NAMES.get(a, a)} wall s (updates/s)" for a in agents]
+    lines = ["| task | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
+    order = {"Hopper-v5": 0, "HalfCheetah-v5": 1}
+    for d in sorted(report["datasets"], key=lambda d: (order.get(d, len(order)), d)):
+        cells = [_cell(groups.get((a, d))) for a in agents]
+        for a in agents:
+            g = groups.get((a, d))
+            cost = "" if g is None or g["wall_s"] is None else f"{g['wall_s']:.0f}"
+            if cost and g["updates_per_s"] is not None:
+                cost += f" ({g['updates_per_s']:.0f})"
+            cells.append(cost)
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# experiment -> run directories under --runs, offrl report options, README table (None: report only)
+EXPERIMENTS = {
+    "offline_table": (["offline_table", "odice_table", "offline_table_walker2d"],
+                      ["--metric", "normalized_score"], offline_table),
+    "pmoe_vs_sac": (["pmoe_vs_sac"], ["--metric", "return_mean"], online_table),
+    "odice_ablation": (["odice_table", "odice_ablation"],
+                       ["--by", "agent.update_mode", "--datasets", "hopper-medium-replay"], None),
+    "long_hopper_mr": (["long_hopper_mr"], ["--metric", "normalized_score"], None),
+}
+
+
+def replace_table(text: str, table: str) -> tuple[str, bool]:
+    """``text`` with the Markdown table whose header line equals ``table``'s first line replaced."""
+    lines = text.split("\n")
+    header = table.split("\n")[0]
+    for i, line in enumerate(lines):
+        if line.strip() == header:
+            end = i
+            while end < len(lines) and lines[end].lstrip().startswith("|"):
+                end += 1
+            return "\n".join(lines[:i] + table.split("\n") + lines[end:]), True
+    return text, False
+
+
+def main(argv: list[str] | None = None) -> int:
+    from offrl import report as offrl_report
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=ROOT / "experiments" / "runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "reports")
+    parser.add_argument("--reps", default="2000", help="bootstrap replications for offrl report")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--write-readme", action="store_true", help="replace the tables in README.md")
+    parser.add_argument("--only", nargs="+", choices=sorted(EXPERIMENTS), help="only these experiments")
+    args = parser.parse_args(argv)
+    tq = task_quality(ROOT / "experiments" / "results" / "dataset_analysis")
+    made, missing = 0, []
+    readme = args.readme.read_text() if args.write_readme else ""
+    for name, (subdirs, options, table) in EXPERIMENTS.items():
+        if args.only and name not in args.only:
+            continue
+        dirs = [args.runs / d for d in subdirs if (args.runs / d).is_dir()]
+        if not dirs:
+            missing.append(f"{name} ({', '.join(str(args.runs / d) for d in subdirs)})")
+            continue
+        out = args.out / name
+        code = offrl_report.main([*map(str, dirs), "--out", str(out), "--reps", args.reps, *options])
+        if code != 0:
+            return code
+        made += 1
+        if table is None:
+            continue
+        text = table(json.loads((out / "report.json").read_text()), tq)
+        print(f"\n## {name} (from {', '.join(map(str, dirs))})\n\n{text}\n")
+        if args.write_readme:
+            readme, found = replace_table(readme, text)
+            if not found:
+                print(f"make_readme_tables: {args.readme} has no table with the header of {name}; not written",
+                      file=sys.stderr)
+    if args.write_readme and made:
+        args.readme.write_text(readme)
+    for entry in missing:
+        print(f"make_readme_tables: skipped {entry}: no run directories there", file=sys.stderr)
+    if not made:
+        print("make_readme_tables: no experiment's run directories found; run experiments/offline_table.sh "
+              "(or the commands in experiments/results/*.md) first", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

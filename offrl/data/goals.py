@@ -1,0 +1,104 @@
+"""Hindsight goal relabelling: the batch source of goal-conditioned training (GCBC, GCIQL, ...).
+
+Each sampled transition (s, a, s') gets a goal g drawn, as OGBench's goal-conditioned baselines draw
+them, from the achieved goal of a future state of the same episode (uniformly over the rest of the
+episode, or with geometric offsets), of the current transition, or of a random row. g replaces the
+desired-goal slice of s and s' (found through the data's ``ObservationSpec``); the reward becomes the
+env's sparse success test 1{||achieved(s') - g|| <= threshold}, and the transition ends there
+(done = success). Agents see ordinary flat batches: BC becomes GCBC, IQL becomes GCIQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from offrl.data.spec import ACHIEVED_KEY, GOAL_KEY, ObservationSpec
+from offrl.data.store import Batch, ObsNormalizer, TransitionStore
+from offrl.errors import ConfigError, DatasetError
+
+
+@dataclass
+class GoalRelabelConfig:
+    enabled: bool | None = None  # None: on when the data's observation spec has goal keys
+    p_current: float = 0.0  # goal = this transition's achieved goal
+    p_trajectory: float = 1.0  # goal = a future achieved goal of the same episode (OGBench GCBC: 1.0)
+    p_random: float = 0.0  # goal = the achieved goal of a random row
+    geometric: float | None = None  # None: future offsets uniform; else offsets ~ Geometric(1 - geometric)
+    threshold: float = 0.45  # success radius (gymnasium-robotics PointMaze / AntMaze)
+
+    def check(self) -> None:
+        shares = (self.p_current, self.p_trajectory, self.p_random)
+        if min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6:
+            raise ConfigError(f"dataset.relabel: p_current, p_trajectory, p_random = {shares} must be non-negative "
+                              "and sum to 1")
+        if self.geometric is not None and not 0.0 < self.geometric < 1.0:
+            raise ConfigError(f"dataset.relabel.geometric={self.geometric} must lie in (0, 1) or be null")
+
+
+def wants_relabelling(cfg: GoalRelabelConfig, spec: ObservationSpec | None, where: str) -> bool:
+    has_goals = spec is not None and spec.has_goals
+    if cfg.enabled and not has_goals:
+        keys = ["observation"] if spec is None else spec.keys
+        raise DatasetError(f"{where}: dataset.relabel.enabled=true but the data has no '{GOAL_KEY}' and "
+                           f"'{ACHIEVED_KEY}' observation keys (it has {keys})")
+    return has_goals if cfg.enabled is None else cfg.enabled
+
+
+class GoalRelabel:
+    """A batch source over an offline store whose rows were written episode by episode."""
+
+    def __init__(self, store: TransitionStore, spec: ObservationSpec, normalizer: ObsNormalizer,
+                 cfg: GoalRelabelConfig) -> None:
+        cfg.check()
+        self.store, self.cfg = store, cfg
+        self.goal, self.achieved = spec.slice(GOAL_KEY), spec.slice(ACHIEVED_KEY)
+        if self.goal.stop - self.goal.start != self.achieved.stop - self.achieved.start:
+            raise DatasetError(f"goal and achieved-goal keys differ in size ({self.goal} vs {self.achieved})")
+        normalizer = normalizer.to(store.device)
+        self.mean, self.std = normalizer.mean, normalizer.std
+        ends = store.episode_ends[: len(store)].clone()
+        ends[-1] = True
+        # stop[i]: one past the last row of row i's episode
+        last = torch.nonzero(ends).squeeze(1)
+        self.stop = last[torch.searchsorted(last, torch.arange(len(store), device=store.device))] + 1
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def _achieved(self, next_obs: Tensor) -> Tensor:
+        """Raw (unnormalised) achieved goals of normalised next observations."""
+        a = self.achieved
+        return next_obs[:, a] * self.std[a] + self.mean[a]
+
+    def sample(self, batch_size: int) -> Batch:
+        store, cfg, g = self.store, self.cfg, self.store.generator
+        device = store.device
+        index = torch.randint(0, len(store), (batch_size,), device=device, generator=g)
+        left = (self.stop[index] - index).float()  # rows from this one to the end of its episode
+        u = torch.rand(batch_size, device=device, generator=g)
+        if cfg.geometric is None:
+            offset = (u * left).floor().long()
+        else:  # P(offset = k) proportional to geometric^k, truncated at the episode's end
+            offset = (torch.log1p(-u) / torch.log(torch.tensor(cfg.geometric, device=device))).floor().long()
+            offset = torch.minimum(offset, left.long() - 1)
+        future = index + offset
+        random_rows = torch.randint(0, len(store), (batch_size,), device=device, generator=g)
+        choice = torch.rand(batch_size, device=device, generator=g)
+        source = torch.where(choice < cfg.p_current, index,
+                             torch.where(choice < cfg.p_current + cfg.p_trajectory, future, random_rows))
+        goal_raw = self._achieved(store.next_obs[source])
+        success = (self._achieved(store.next_obs[index]) - goal_raw).norm(dim=1) <= cfg.threshold
+        goal_norm = (goal_raw - self.mean[self.goal]) / self.std[self.goal]
+        obs, next_obs = store.obs[index].clone(), store.next_obs[index].clone()
+        obs[:, self.goal], next_obs[:, self.goal] = goal_norm, goal_norm
+        return Batch(obs, store.actions[index], success.float(), next_obs, success.float())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.store.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.store.generator.set_state(state["generator"])

@@ -1,0 +1,93 @@
+"""Observation specs, dict-observation envs, PointMaze generation and hindsight goal relabelling."""
+
+import numpy as np
+import pytest
+import torch
+
+from offrl.data.d4rl import read_d4rl_hdf5
+from offrl.data.goals import GoalRelabel, GoalRelabelConfig, wants_relabelling
+from offrl.data.pointmaze import build_pointmaze, maze_recipes
+from offrl.data.sources import DatasetConfig, load_dataset
+from offrl.data.spec import ObservationSpec
+from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.envs import make_vec_env, observation_spec
+from offrl.errors import DatasetError
+
+pytest.importorskip("gymnasium_robotics")
+
+
+@pytest.fixture(scope="module")
+def maze_file(tmp_path_factory):
+    return build_pointmaze(maze_recipes()["pointmaze-umaze"], tmp_path_factory.mktemp("maze") / "umaze.hdf5", 3000)
+
+
+def test_spec_flattens_dicts_in_order_and_refuses_bad_keys_or_shapes():
+    spec = ObservationSpec.from_shapes({"achieved_goal": (2,), "desired_goal": (2,), "observation": (4,)})
+    assert spec.dim == 8 and spec.slice("desired_goal") == slice(2, 4) and spec.has_goals
+    obs = {"observation": np.arange(8.0).reshape(2, 4), "achieved_goal": np.zeros((2, 2)),
+           "desired_goal": np.ones((2, 2))}
+    flat = spec.flatten(obs)
+    np.testing.assert_array_equal(flat[0], [0, 0, 1, 1, 0, 1, 2, 3])
+    with pytest.raises(DatasetError, match=r"observation key\(s\) \['desired_goal'\] missing"):
+        spec.flatten({k: v for k, v in obs.items() if k != "desired_goal"})
+    with pytest.raises(DatasetError, match="'observation' has shape \\(3,\\) per row, expected \\(4,\\)"):
+        spec.flatten({**obs, "observation": np.zeros((2, 3))})
+    assert ObservationSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_dict_observation_env_is_flattened_by_its_spec():
+    spec = observation_spec("PointMaze_UMaze-v3")
+    envs = make_vec_env("PointMaze_UMaze-v3", 2)
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (2, spec.dim) == (2, 8)
+    np.testing.assert_array_equal(obs[:, spec.slice("achieved_goal")], obs[:, spec.slice("observation")][:, :2])
+
+
+def test_pointmaze_data_is_deterministic_and_records_the_behaviour_success(maze_file, tmp_path):
+    again = build_pointmaze(maze_recipes()["pointmaze-umaze"], tmp_path / "again.hdf5", 3000)
+    a, b = read_d4rl_hdf5(maze_file), read_d4rl_hdf5(again)
+    np.testing.assert_array_equal(a.observations, b.observations)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    spec, stats = a.info.obs_spec, a.info.extra["success"]
+    assert spec.has_goals and a.info.env_id == "PointMaze_UMaze-v3"
+    # recomputed from the stored rows: the next achieved goal within 0.45 of the goal in force when acting
+    reached = np.linalg.norm(a.next_observations[:, :2] - a.observations[:, 2:4], axis=1) <= 0.45
+    assert stats["steps_at_goal_fraction"] == pytest.approx(float(reached.mean()))
+    assert stats["episodes"] == len(a.episode_bounds())
+    assert stats["episode_success_rate"] > 0.8 and stats["goals_reached_per_episode"] >= 1.0
+
+
+def test_relabelled_goals_come_from_the_same_episodes_future(maze_file):
+    data = load_dataset(DatasetConfig(name="umaze", source="hdf5", path=str(maze_file)))
+    normalizer = ObsNormalizer.fit(data.observations)
+    store = TransitionStore.from_data(data, seed=0)
+    store.normalize_obs(normalizer)
+    source = GoalRelabel(store, data.info.obs_spec, normalizer, GoalRelabelConfig())
+    batch = source.sample(4096)
+    spec = data.info.obs_spec
+    goal = batch.obs[:, spec.slice("desired_goal")] * normalizer.std[2:4] + normalizer.mean[2:4]
+    raw_next = torch.as_tensor(data.next_observations)
+    bounds = data.episode_bounds()
+    # every relabelled goal equals the achieved goal of some row at or after the sampled one, same episode
+    achieved = raw_next[:, spec.slice("achieved_goal")]
+    for k in range(0, 4096, 97):
+        obs_raw = batch.obs[k] * normalizer.std + normalizer.mean
+        same = (torch.as_tensor(data.observations)[:, 4:] - obs_raw[4:]).abs().max(1).values < 1e-3
+        matches = torch.nonzero(same).squeeze(1)
+        row = int(matches[0])
+        start, stop = next((s, e) for s, e in bounds if s <= row < e)
+        assert torch.isclose(achieved[row:stop], goal[k], atol=1e-4).all(1).any(), k
+    success = (batch.next_obs[:, spec.slice("achieved_goal")] * normalizer.std[:2] + normalizer.mean[:2] - goal)
+    np.testing.assert_array_equal(batch.rewards.numpy(), (success.norm(dim=1) <= 0.45).float().numpy())
+    assert torch.equal(batch.rewards, batch.dones) and batch.rewards.mean() > 0.0
+
+
+def test_goal_conditioned_training_on_data_without_goals_is_refused():
+    with pytest.raises(DatasetError, match="relabel.enabled=true but the data has no 'desired_goal'"):
+        wants_relabelling(GoalRelabelConfig(enabled=True), ObservationSpec.flat(11), "hopper.hdf5")
+    assert not wants_relabelling(GoalRelabelConfig(), ObservationSpec.flat(11), "hopper.hdf5")
+
+
+def test_data_whose_spec_does_not_fit_the_env_is_refused(maze_file):
+    with pytest.raises(DatasetError, match="observation spec .* does not match the env's"):
+        load_dataset(DatasetConfig(name="umaze", source="hdf5", path=str(maze_file), env_id="Hopper-v5"))

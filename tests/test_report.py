@@ -1,0 +1,278 @@
+"""offrl report on real tiny runs made through the CLI: grouping, seed counts, rliable aggregates checked
+against numpy, probability of improvement, runs in progress, figures, the Markdown table, and one-line
+errors (exit 2)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offrl import checkpoint
+from offrl import report as rep
+from offrl.cli import main
+from tests.conftest import FAST
+
+REPS = "200"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, small_default_dataset) -> Path:
+    """bc and td3bc on two datasets (idp-mixed; a 3000-transition build read as a plain hdf5 file, so
+    its own name), td3bc seed 2 on idp-mixed missing, and a bc run in progress (seed 5, at step 10 of
+    20: a copy of a finished run without results.json, its checkpoint cut back to its first evaluation)."""
+    from offrl.data.recipes import ensure_recipe_dataset
+
+    other = ensure_recipe_dataset("idp-mixed", 3000)
+    root = tmp_path_factory.mktemp("report")
+    common = ["train", "-m", *FAST, "threads=1", "trainer.eval_every=10", "trainer.eval_episodes=1", "agent=bc,td3bc",
+              "hydra.sweep.subdir=${agent.name}_s${seed}"]
+    assert main([*common, "trainer.steps=30", "seed=0,1,2", f"hydra.sweep.dir={root / 'a'}"]) == 0
+    assert main([*common, "trainer.steps=20", "seed=0,1", "dataset=hdf5", f"dataset.path={other}",
+                 f"hydra.sweep.dir={root / 'b'}"]) == 0
+    shutil.rmtree(root / "a" / "td3bc_s2")
+    running = root / "running" / "bc_s5"
+    shutil.copytree(root / "b" / "bc_s1", running)
+    (running / "results.json").unlink()
+    config = running / "config.yaml"
+    config.write_text(config.read_text().replace("seed: 1\n", "seed: 5\n"))
+    path = running / "checkpoints" / "last.pt"
+    state = checkpoint.load(path)
+    state.pop("format")
+    state["eval_history"] = state["eval_history"][:1]
+    state["phases"]["offline"]["step"] = 10
+    checkpoint.save_atomic(state, path)
+    return root
+
+
+@pytest.fixture(scope="module")
+def made(runs, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("report-out")
+    assert rep.main([str(runs), "--out", str(out), "--reps", REPS]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+def _results(runs: Path) -> dict[tuple[str, str, int], float]:
+    found = {}
+    for path in runs.rglob("results.json"):
+        r = json.loads(path.read_text())
+        found[(r["agent"], r["dataset"], r["seed"])] = r["normalized_score"]
+    return found
+
+
+def test_groups_seed_counts_and_the_run_in_progress(runs, made):
+    _, report = made
+    assert report["metric"] == "normalized_score"  # auto: every run has reference returns
+    assert report["agents"] == ["bc", "td3bc"] and report["datasets"] == ["idp-mixed", "idp-mixed-3000"]
+    groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
+    assert {k: g["seeds"] for k, g in groups.items()} == {
+        ("bc", "idp-mixed"): [0, 1, 2], ("td3bc", "idp-mixed"): [0, 1],
+        ("bc", "idp-mixed-3000"): [0, 1], ("td3bc", "idp-mixed-3000"): [0, 1]}
+    assert {k: g["n"] for k, g in groups.items()} == {k: len(g["seeds"]) for k, g in groups.items()}
+    assert groups[("bc", "idp-mixed")]["steps"] == [30] and groups[("td3bc", "idp-mixed-3000")]["steps"] == [20]
+    [running] = groups[("bc", "idp-mixed-3000")]["in_progress"]
+    assert running["seed"] == 5 and running["step"] == 10 and running["of"] == 20 and not running["counted"]
+    statuses = sorted(r["status"] for r in report["runs"])
+    assert statuses.count("in progress") == 1 and statuses.count("finished") == 9
+    # every counted score is the run's final normalized score from results.json
+    truth = _results(runs)
+    for (agent, dataset), g in groups.items():
+        assert g["scores"] == pytest.approx([truth[(agent, dataset, s)] for s in g["seeds"]])
+        values = np.array(g["scores"])
+        assert g["mean"]["point"] == pytest.approx(values.mean())
+        assert g["std"] == pytest.approx(values.std())
+        assert g["median"]["point"] == pytest.approx(np.median(values))
+        for name in ("mean", "iqm", "median"):
+            assert g[name]["low"] - 1e-9 <= g[name]["point"] <= g[name]["high"] + 1e-9
+
+
+def _numpy_iqm(values: np.ndarray) -> float:
+    cut = int(0.25 * len(values))  # the middle 50%: a quarter of the runs off each end
+    return float(np.sort(values)[cut:len(values) - cut].mean())
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    assert rep.iqm(np.arange(8.0)) == pytest.approx(np.mean([2, 3, 4, 5]))
+    values = np.random.default_rng(0).normal(size=12)
+    assert rep.iqm(values) == pytest.approx(_numpy_iqm(values))
+
+
+def test_aggregates_agree_with_numpy_and_intervals_hold_them(made):
+    _, report = made
+    aggregate = report["aggregate"]
+    assert aggregate["datasets"] == ["idp-mixed", "idp-mixed-3000"] and aggregate["gamma"] == 100
+    groups = {(g["agent"], g["dataset"]): np.array(g["scores"]) for g in report["groups"]}
+    for agent in ("bc", "td3bc"):
+        columns = [groups[(agent, d)] for d in aggregate["datasets"]]
+        pooled = np.concatenate(columns)
+        means = [c.mean() for c in columns]
+        s = aggregate["agents"][agent]
+        assert aggregate["runs"][agent] == len(pooled)
+        assert s["iqm"]["point"] == pytest.approx(_numpy_iqm(pooled))
+        assert s["mean"]["point"] == pytest.approx(np.mean(means))
+        assert s["median"]["point"] == pytest.approx(np.median(means))
+        assert s["optimality_gap"]["point"] == pytest.approx(100 - np.minimum(pooled, 100).mean())
+        for name in rep.AGGREGATES:
+            assert s[name]["low"] - 1e-9 <= s[name]["point"] <= s[name]["high"] + 1e-9
+            assert s[name]["low"] < s[name]["high"]  # several distinct scores: a real interval
+    profile = report["performance_profile"]
+    for agent in ("bc", "td3bc"):
+        p = profile["agents"][agent]
+        assert len(p["fraction"]) == len(profile["taus"])
+        assert all(0 <= f <= 1 for f in p["fraction"]) and np.all(np.diff(p["fraction"]) <= 1e-12)
+        assert all(lo - 1e-9 <= f <= hi + 1e-9 for lo, f, hi in zip(p["low"], p["fraction"], p["high"]))
+
+
+def test_probability_of_improvement(made):
+    _, report = made
+    pairs = {(p["x"], p["y"]): p for p in report["probability_of_improvement"]}
+    assert set(pairs) == {("bc", "td3bc"), ("td3bc", "bc")}
+    groups = {(g["agent"], g["dataset"]): np.array(g["scores"]) for g in report["groups"]}
+    from rliable import metrics
+
+    expected = np.mean([metrics.probability_of_improvement(groups[("bc", d)][:, None], groups[("td3bc", d)][:, None])
+                        for d in report["datasets"]])
+    forward, backward = pairs[("bc", "td3bc")], pairs[("td3bc", "bc")]
+    assert forward["point"] == pytest.approx(expected)
+    assert forward["point"] + backward["point"] == pytest.approx(1.0)
+    for p in (forward, backward):
+        assert 0 <= p["low"] <= p["point"] <= p["high"] <= 1
+
+
+def test_improvement_matches_rliable_on_rectangular_scores():
+    from rliable import metrics
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(4, 3)), rng.normal(size=(5, 3))
+    y[0, 1] = x[2, 1]  # a tie counts half
+    assert rep.improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+    assert rep.improvement(x, x) == pytest.approx(0.5)
+
+
+def test_learning_curves_use_the_global_step_and_include_the_run_in_progress(made):
+    _, report = made
+    curves = {(c["agent"], c["dataset"]): c for c in report["curves"]}
+    assert curves[("bc", "idp-mixed")]["x"] == [10, 20, 30] and curves[("bc", "idp-mixed")]["n"] == [3, 3, 3]
+    running = curves[("bc", "idp-mixed-3000")]
+    assert running["x"] == [10, 20] and running["n"] == [3, 2] and running["in_progress"] == 1
+    for c in curves.values():
+        assert all(lo - 1e-9 <= m <= hi + 1e-9 for lo, m, hi in zip(c["low"], c["mean"], c["high"]))
+    assert report["step_axis"] == {"idp-mixed": "gradient steps", "idp-mixed-3000": "gradient steps"}
+
+
+def test_figures_and_markdown(made):
+    from matplotlib.image import imread
+
+    out, report = made
+    names = ["learning_curves", "scores_by_dataset", "aggregate_metrics", "performance_profile",
+             "probability_of_improvement"]
+    assert sorted(report["figures"]) == sorted(names)
+    for name in names:
+        path = out / f"{name}.png"
+        assert path.stat().st_size > 10_000
+        image = imread(path)
+        assert image.shape[0] > 200 and image.shape[1] > 400 and image[..., :3].std() > 0.05
+    text = (out / "report.md").read_text()
+    groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
+    bc = groups[("bc", "idp-mixed-3000")]
+    assert "| dataset | bc | td3bc |" in text
+    assert f"| {bc['mean']['point']:.1f} +- {bc['std']:.1f} (n=2, +1 in progress) |" in text
+    assert "seed 5: " in text and "at step 10 of 20" in text and "0, 1, 5*" in text
+    for name in names:
+        assert f"({name}.png)" in text
+
+
+def test_include_in_progress_counts_the_run(runs, tmp_path):
+    assert rep.main([str(runs), "--out", str(tmp_path), "--reps", REPS, "--include-in-progress",
+                     "--datasets", "idp-mixed-3000", "--agents", "bc"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    [group] = report["groups"]
+    assert group["seeds"] == [0, 1, 5] and group["n"] == 3
+    assert report["probability_of_improvement"] == [] and "probability_of_improvement" not in report["figures"]
+
+
+def test_return_metric_has_per_dataset_statistics_only(runs, tmp_path):
+    assert main(["report", str(runs / "a"), "--out", str(tmp_path), "--reps", REPS, "--metric", "return_mean"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["aggregate"] is None and report["performance_profile"] is None
+    assert "aggregate_metrics" not in report["figures"] and "probability_of_improvement" in report["figures"]
+    truth = {json.loads(p.read_text())["agent"]: [] for p in (runs / "a").rglob("results.json")}
+    for path in sorted((runs / "a").rglob("results.json")):
+        r = json.loads(path.read_text())
+        truth[r["agent"]].append((r["seed"], r["return_mean"]))
+    for g in report["groups"]:
+        assert g["scores"] == pytest.approx([v for _, v in sorted(truth[g["agent"]])])
+    assert "Not computed for raw returns" in (tmp_path / "report.md").read_text()
+
+
+def test_runs_of_older_versions_without_phase_or_global_step(runs, tmp_path):
+    old = tmp_path / "old" / "run"
+    shutil.copytree(runs / "a" / "bc_s0", old)
+    results = json.loads((old / "results.json").read_text())
+    for key in ("phase_steps", "env_steps_per_s"):
+        results.pop(key, None)
+    results["eval_history"] = [{k: v for k, v in e.items() if k not in ("phase", "global_step")}
+                               for e in results["eval_history"]]
+    (old / "results.json").write_text(json.dumps(results))
+    assert rep.main([str(tmp_path / "old"), "--out", str(tmp_path / "out"), "--reps", REPS]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    [curve] = report["curves"]
+    assert curve["x"] == [10, 20, 30] and curve["mean"][-1] == pytest.approx(results["normalized_score"])
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("offrl: error: ")
+    return err[0]
+
+
+def test_empty_input_garbage_results_and_bad_options_exit_2_with_one_line(tmp_path, capsys, runs):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty), "--out", str(tmp_path / "o")]) == 2
+    assert "no runs found" in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+    bad = tmp_path / "bad" / "run"
+    bad.mkdir(parents=True)
+    (bad / "results.json").write_text("{not json")
+    assert rep.main([str(tmp_path / "bad"), "--out", str(tmp_path / "o")]) == 2
+    assert str(bad / "results.json") in _one_error_line(capsys)
+    (bad / "results.json").write_text("[1, 2]")
+    assert rep.main([str(tmp_path / "bad"), "--out", str(tmp_path / "o")]) == 2
+    assert "not an offrl results file" in _one_error_line(capsys)
+
+    assert rep.main([str(tmp_path / "missing")]) == 2
+    assert "no such file or directory" in _one_error_line(capsys)
+    for options in (["--reps", "0"], ["--reps", "many"], ["--metric", "score"], ["--bogus"], []):
+        assert rep.main([*([str(runs)] if options else []), *options]) == 2
+        _one_error_line(capsys)
+    assert rep.main([str(runs), "--agents", "sac"]) == 2
+    assert "no runs left" in _one_error_line(capsys)
+    assert rep.main([str(runs / "a"), "--metric", "success_rate"]) == 2
+    assert "no run records success_rate" in _one_error_line(capsys)
+
+
+def test_make_readme_tables_from_run_dirs(runs, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "make_readme_tables", Path(__file__).resolve().parent.parent / "experiments" / "make_readme_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "offline_table").symlink_to(runs / "a")
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n\n| dataset | TQ | BC | TD3+BC |\n|---|---:|---:|---:|\n| old | | 1 | 2 |\n\nafter\n")
+    assert tables.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "reports"), "--reps", REPS,
+                        "--readme", str(readme), "--write-readme", "--only", "offline_table"]) == 0
+    report = json.loads((tmp_path / "reports" / "offline_table" / "report.json").read_text())
+    bc = next(g for g in report["groups"] if g["agent"] == "bc")
+    row = f"| idp-mixed |  | {bc['mean']['point']:.1f} +- {bc['std']:.1f} |"
+    assert row in capsys.readouterr().out
+    text = readme.read_text()
+    assert text.startswith("before\n\n| dataset | TQ | BC | TD3+BC |") and row in text
+    assert "| old |" not in text and text.endswith("\n\nafter\n")
