@@ -60,7 +60,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--loads", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
+    from offrl.run import free_cores
+
     rows = []
+    idle_before = free_cores(1.0)  # other work on the machine, outside this benchmark's control
+    print(f"cores idle before the benchmark starts its own load: {idle_before} of {os.cpu_count()}", flush=True)
     for load in args.loads:
         background = [subprocess.Popen([sys.executable, "-c", WORKER, "1", "0"], stdout=subprocess.DEVNULL)
                       for _ in range(load)]
@@ -82,11 +86,13 @@ def main() -> None:
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "date": date.today().isoformat(), "seconds_per_measurement": args.seconds,
               "workload": "TD3+BC update, 256x256 MLPs, batch 256, obs 17, act 6", "rows": rows,
+              "cores_idle_before_start": idle_before,
               f"auto_over_default_at_{top}_background_jobs": ratio}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "threads_under_load.json").write_text(json.dumps(record, indent=2))
     lines = ["# threads under load (TD3+BC updates/s)", "", f"`{record['command']}`, {record['machine']}, "
-             f"{record['date']}, {args.seconds:.0f} s per measurement, each in a fresh process.", "",
+             f"{record['date']}, {args.seconds:.0f} s per measurement, each in a fresh process; "
+             f"{idle_before} of {os.cpu_count()} cores were idle before the benchmark added its background jobs.", "",
              "| background 1-thread jobs | torch default | threads=1 | threads=auto (threads used) |",
              "|---:|---:|---:|---:|"]
     for load in args.loads:

@@ -157,15 +157,17 @@ def _train_help() -> str:
         text = " ".join(text.split()).rstrip(".")
         return text if len(text) <= width else text[: width - 3].rsplit(" ", 1)[0] + " ..."
 
-    def agent_line(name: str) -> str:
-        return short(sys.modules[AGENTS[name].__module__].__doc__ or "")
-
-    def trainer_line(name: str) -> str:
-        text = files("offrl.conf").joinpath("trainer", f"{name}.yaml").read_text()
+    def yaml_line(group: str, name: str) -> str:
+        text = files("offrl.conf").joinpath(group, f"{name}.yaml").read_text()
         return short(" ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#")))
 
+    def agent_line(name: str) -> str:  # an agent's module docstring; a preset's yaml comment
+        if name in AGENTS:
+            return short(sys.modules[AGENTS[name].__module__].__doc__ or "")
+        return yaml_line("agent", name)
+
     agents = "\n".join(f"  {name:<20} {agent_line(name)}" for name in _choices("agent"))
-    trainers = "\n".join(f"  {name:<20} {trainer_line(name)}" for name in _choices("trainer"))
+    trainers = "\n".join(f"  {name:<20} {yaml_line('trainer', name)}" for name in _choices("trainer"))
     datasets = textwrap.fill(", ".join(_choices("dataset")), width=100, initial_indent="  ", subsequent_indent="  ",
                              break_on_hyphens=False)
     return TRAIN_HELP.format(agents=agents, trainers=trainers, datasets=datasets, options=TRAIN_OPTIONS)

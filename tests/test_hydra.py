@@ -74,3 +74,20 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path, small_default
     assert set(results) == {"bc", "td3bc"}
     pids = {r["pid"] for r in results.values()}
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, neither of them this one
+
+
+def test_online_runs_are_named_after_their_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "agent=sac", "env=Pendulum-v1", "agent.hidden_dims=[8,8]", "trainer.steps=20",
+                 "trainer.warmup_steps=10", "trainer.eval_every=20", "trainer.eval_episodes=1", "threads=1"]) == 0
+    (run,) = (tmp_path / "runs").glob("*/*")
+    assert run.name.endswith("_sac_Pendulum-v1_seed0"), run.name
+
+
+def test_train_help_lists_groups_options_and_examples(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("agents (agent=NAME", "iql", "datasets (dataset=NAME", "trainers (trainer=NAME)",
+                   "offline_to_online", "launchers", "threads=N", "resume=DIR", "examples:"):
+        assert needle in out, needle
+    assert "tuning/" not in out and "schema" not in out  # no internal groups
