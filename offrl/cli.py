@@ -457,7 +457,7 @@ def _datasets(args: list[str]) -> int:
 
     if ns.action == "list":
         print(f"cache directory: {cache_dir()}")
-        print(f"{'name':<26} {'env':<26} {'size':>9}  {'random return':>13} {'expert return':>13}  status")
+        print(f"{'name':<26} {'env':<32} {'size':>9}  {'random return':>13} {'expert return':>13}  status")
         for name in dataset_names():
             if name in RECIPES:
                 env_id, size, refs = RECIPES[name].env_id, RECIPES[name].size, None
@@ -471,12 +471,12 @@ def _datasets(args: list[str]) -> int:
             if refs is None and builds:
                 info = read_d4rl_hdf5(next(iter(builds.values()))).info
                 refs = (info.ref_min_score, info.ref_max_score)
-            shown = ("-", "-") if refs is None else (f"{refs[0]:.1f}", f"{refs[1]:.1f}")
+            shown = ("-", "-") if refs is None or None in refs else (f"{refs[0]:.1f}", f"{refs[1]:.1f}")
             full = builds.pop(None, None)
             status = f"built: {full}" if full else "not built (builds on first use)"
-            print(f"{name:<26} {env_id:<26} {size:>9}  {shown[0]:>13} {shown[1]:>13}  {status}")
+            print(f"{name:<26} {env_id:<32} {size:>9}  {shown[0]:>13} {shown[1]:>13}  {status}")
             for rows, path in sorted(builds.items()):
-                print(f"{'':<26} {'':<26} {rows:>9}  {'':>13} {'':>13}  built: {path}  (dataset.size={rows})")
+                print(f"{'':<26} {'':<32} {rows:>9}  {'':>13} {'':>13}  built: {path}  (dataset.size={rows})")
         return 0
     if ns.action == "to-minari":
         from offrl.analysis import resolve

@@ -39,8 +39,8 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
-        """``members`` selects a contiguous subset of the ensemble."""
+    def forward(self, x: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
+        """``members`` selects a subset of the ensemble: a slice, or a tensor of member indices."""
         return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
@@ -57,10 +57,12 @@ class EnsembleMLP(nn.Module):
         self.norm_weights = nn.ParameterList(nn.Parameter(torch.ones(n, 1, w)) for w in hidden) if layer_norm else None
         self.norm_biases = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, w)) for w in hidden) if layer_norm else None
 
-    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
-        """``members`` evaluates a contiguous subset of the ensemble only."""
+    def forward(self, x: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
+        """``members`` evaluates a subset of the ensemble only: a slice, or a tensor of member indices
+        (e.g. a random subset for REDQ-style targets, drawn on the device)."""
         if x.dim() == 2:  # the same batch for every member
-            x = x.unsqueeze(0).expand(len(range(self.n)[members]), *x.shape)
+            count = members.numel() if isinstance(members, Tensor) else len(range(self.n)[members])
+            x = x.unsqueeze(0).expand(count, *x.shape)
         for i, layer in enumerate(self.layers):
             x = layer(x, members)
             if i < len(self.layers) - 1:
@@ -73,16 +75,18 @@ class EnsembleMLP(nn.Module):
 class EnsembleCritic(nn.Module):
     """``n`` Q-functions Q_j(s, a) as one module with a leading ensemble dimension: returns (n, B).
 
-    ``members`` evaluates a contiguous subset only (e.g. ``slice(0, 1)`` for TD3's Q1 in the actor
-    loss) without computing the others.
+    ``members`` evaluates a subset only (e.g. ``slice(0, 1)`` for TD3's Q1 in the actor loss, or a tensor
+    of member indices) without computing the others; ``layer_norm`` puts a per-member LayerNorm after
+    every hidden layer (EXPO / RLPD critics).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, n: int = 2, hidden: Sequence[int] = (256, 256)) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, n: int = 2, hidden: Sequence[int] = (256, 256),
+                 layer_norm: bool = False) -> None:
         super().__init__()
         self.n = n
-        self.net = EnsembleMLP(n, obs_dim + act_dim, 1, hidden)
+        self.net = EnsembleMLP(n, obs_dim + act_dim, 1, hidden, layer_norm)
 
-    def forward(self, obs: Tensor, actions: Tensor, members: slice = slice(None)) -> Tensor:
+    def forward(self, obs: Tensor, actions: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
         return self.net(torch.cat([obs, actions], dim=-1), members).squeeze(-1)
 
 
@@ -117,12 +121,13 @@ def _tensors(module: nn.Module) -> list[Tensor]:
 class TanhGaussianActor(nn.Module):
     """a = tanh(u), u ~ N(mu(s), sigma(s)^2): state-dependent std with log sigma clipped to
     [log_std_min, log_std_max]. ``forward`` returns a reparameterised sample and its log-density
-    including the tanh change of variables, log pi(a|s) = sum_i log N(u_i) - log(1 - tanh(u_i)^2)."""
+    including the tanh change of variables, log pi(a|s) = sum_i log N(u_i) - log(1 - tanh(u_i)^2).
+    ``dropout`` > 0 follows every hidden activation with dropout (active in training mode)."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
-                 log_std_min: float = -20.0, log_std_max: float = 2.0) -> None:
+                 log_std_min: float = -20.0, log_std_max: float = 2.0, dropout: float = 0.0) -> None:
         super().__init__()
-        self.trunk = mlp(obs_dim, 2 * act_dim, hidden)
+        self.trunk = mlp(obs_dim, 2 * act_dim, hidden, dropout=dropout)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from offrl.agents.a2pr import A2PR
 from offrl.agents.base import Agent, AgentConfig
 from offrl.agents.bc import BC
+from offrl.agents.expo import EXPO
 from offrl.agents.iql import IQL
 from offrl.agents.odice import ODICE
 from offrl.agents.pmoe import PMOE
@@ -21,7 +22,7 @@ from offrl.errors import ConfigError
 
 AGENTS: dict[str, type[Agent]] = {
     "bc": BC, "td3bc": TD3BC, "sac": SAC, "prdc": PRDC, "a2pr": A2PR, "odice": ODICE, "pmoe": PMOE,
-    "iql": IQL,
+    "iql": IQL, "expo": EXPO,
 }
 
 

@@ -41,6 +41,13 @@ class MazeRecipe:
     waypoint_threshold: float = 0.1
     num_envs: int = 8
 
+    @property
+    def description(self) -> str:
+        return "BFS waypoints + PD controller, Gaussian action noise 0.5, goals resampled on arrival"
+
+    def build(self, path: Path, size: int | None = None) -> Path:
+        return build_pointmaze(self, path, size)
+
 
 def maze_recipes() -> dict[str, MazeRecipe]:
     out = {}

@@ -19,6 +19,7 @@ import mujoco
 import numpy as np
 import scipy.linalg
 
+from offrl.data import ogbench_gen, pointmaze
 from offrl.data.collect import UniformRandomPolicy, collect
 from offrl.data.d4rl import write_d4rl_hdf5
 from offrl.envs import evaluate, make_vec_env
@@ -116,7 +117,7 @@ class Recipe:
         return write_d4rl_hdf5(path, arrays, metadata)
 
 
-RECIPES: dict[str, Recipe] = {
+RECIPES: dict[str, Recipe | ogbench_gen.OGBenchRecipe | pointmaze.MazeRecipe] = {
     "idp-mixed": Recipe(
         name="idp-mixed",
         env_id="InvertedDoublePendulum-v5",
@@ -125,11 +126,16 @@ RECIPES: dict[str, Recipe] = {
         seed=0,
         noise_range=(0.1, 0.4),
     ),
+    # OGBench manipulation datasets (cube-single-play, ..., puzzle-3x3-noisy-task5): offrl/data/ogbench_gen.py
+    **ogbench_gen.RECIPES,
+    # PointMaze (gymnasium-robotics, goal-conditioned): offrl/data/pointmaze.py
+    **pointmaze.maze_recipes(),
 }
 
 
 def dataset_names() -> list[str]:
-    """Every dataset offrl can build: the recipes here and the D4RL-protocol generated ones."""
+    """Every dataset offrl can build: the recipes here (with the OGBench manipulation sets) and the
+    D4RL-protocol generated ones."""
     from offrl.data.generate import QUALITIES, available_families
 
     return [*RECIPES, *(f"{family}-{quality}" for family in available_families() for quality in QUALITIES)]
@@ -164,6 +170,8 @@ def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str
     if size is not None and size <= 0:
         raise DatasetError(f"dataset '{name}': size={size} must be a positive number of transitions")
 
+    if name not in RECIPES and ogbench_gen.is_ogbench_name(name):
+        ogbench_gen.split_name(name)  # raises: an unknown task, family or kind, with suggestions
     if name not in RECIPES:
         try:
             family, _ = split_name(name)
@@ -171,10 +179,16 @@ def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str
             raise DatasetError(f"no dataset '{name}': expected a recipe ({sorted(RECIPES)}) or a generated "
                                "D4RL-protocol name like hopper-medium (offrl datasets list)") from None
         BehaviourCard.load(family)  # a clear error where no behaviour policies are shipped
+    ogbench = isinstance(RECIPES.get(name), ogbench_gen.OGBenchRecipe)
+    if ogbench:
+        ogbench_gen.ensure_registered()  # its gymnasium ids: the evaluation env of the dataset
     path = cached_path(name, size)
     if path.exists():
         return path
     log(f"offrl: building dataset '{name}' into {path} (first use)")
+    if ogbench:
+        options = {key: value for key, value in build_options.items() if key == "workers"}
+        return RECIPES[name].build(path, size, log=log, **options)
     if name in RECIPES:
         return RECIPES[name].build(path, size)
     return build_generated(name, path, size, log=log, **build_options)

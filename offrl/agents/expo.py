@@ -1,0 +1,378 @@
+"""EXPO, Expressive Policy Optimization (Dong, Li, Sadigh, Finn 2025; card C.7): online RL with offline data.
+
+Never back-propagates Q through the diffusion chain. Three learners and one selection rule:
+
+    base policy    DDPM eps-network eps_psi(s, a_t, t), T = 10 VP steps, trained only by imitation
+                   L_base = mean_B sum_dims (eps_psi(s, a_t, t) - eps)^2 on the batch's (s, a); slow EMA copy
+                   psi_bar <- 0.001 psi + 0.999 psi_bar (acting, evaluation)
+    edit policy    u ~ pi_edit(.|s, a) tanh-Gaussian, a~ = a + beta u on the *stored* actions,
+                   log p(a~) = log pi_edit(u|s, a) - |A| log beta,
+                   L_edit = mean_B [alpha log p(a~) - mean_{j=1..K} Q_j(s, a~)]       (mean over the WHOLE ensemble)
+                   L_alpha = alpha (H_est - H_target), H_est = -mean_B log p(a~), H_target = -|A|/2
+    on-the-fly     a_1..a_N ~ pi_base(.|s); a~_i = a_i + beta u_i for the first n_edit samples;
+    policy         a* = argmax over the 2N candidates of min_{j in M} Qbar_j(s, c), M a random subset of
+                   num_min_qs TARGET critics (REDQ); base samples from the EMA net when acting, from the online
+                   net inside the TD target
+    critic         y = r + gamma (1 - d) min_{j in M'} Qbar_j(s', pi_OTF(s')) (a fresh subset M', no entropy term)
+                   L_Q = mean over members and batch of (Q_j(s, a) - y)^2; Qbar <- 0.005 Q + 0.995 Qbar every step
+
+With the UTD schedule (``trainer.utd``, 20 in the paper's scripts) the trainer runs ``critic_update`` on each
+of G minibatches and ``policy_update`` (one base + EMA, one edit and one temperature update) on the last.
+Offline pre-training (``pretrain_update``) trains the base policy only.
+
+Framework decision (card C.7 pitfall): edited candidates are clipped to [-1, 1] (``clip_candidates``) wherever
+the on-the-fly policy forms them (acting, TD target), so what is executed, stored and bootstrapped is the same
+action; the edit loss evaluates the unclipped a + beta u, as the official code does (clipping would cut the
+gradient at the bounds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.data.store import Batch
+from offrl.diffusion import DDPMSchedule, MLPResNetDenoiser, ddpm_loss, ddpm_sample
+from offrl.errors import ConfigError
+from offrl.nets import EnsembleCritic, EnsembleLinear, TanhGaussianActor, frozen_copy, polyak_update
+
+
+@dataclass
+class EXPOConfig(AgentConfig):
+    """Defaults: card C.7 section 4 (the authors' configs/expo_config.py and the values every script sets)."""
+
+    name: str = "expo"
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256])  # critic and edit MLPs (all scripts)
+    normalize_states: bool = False  # raw observations, as the official code
+    # critic: ensemble of num_qs LayerNorm MLPs; REDQ min over a random subset of num_min_qs target members
+    num_qs: int = 10
+    num_min_qs: int = 2  # 1 in the AntMaze scripts
+    critic_layer_norm: bool = True
+    critic_lr: float = 3e-4
+    discount: float = 0.99
+    tau: float = 0.005  # target critic Polyak rate, every critic step
+    # base policy: DDPM over actions, MLP-ResNet eps-network (card C.7 section 2)
+    diffusion_steps: int = 10  # T
+    beta_min: float = 0.1  # VP schedule b_min, b_max
+    beta_max: float = 10.0
+    clip_sampler: bool = True  # clip to [-1, 1] after every sampler step
+    ddpm_temperature: float = 1.0  # scale of the sampler's per-step noise
+    base_hidden: int = 256
+    base_blocks: int = 3
+    base_block_hidden: int = 1024
+    time_features: int = 128  # learnable Fourier features (64 cos + 64 sin)
+    time_hidden: int = 256
+    base_dropout: float = 0.0  # d_actor_drop
+    base_lr: float = 3e-4
+    base_weight_decay: float = 1e-4  # AdamW (optax default, no mask: biases and LayerNorm scales too)
+    ema_rate: float = 0.001  # actor_tau: EMA of the base policy used for acting and evaluation
+    # edit policy: tanh-Gaussian on (s, a), a~ = a + edit_scale * u
+    num_samples: int = 8  # N base samples per state (32 in the config file, 8 in every script)
+    num_edit_samples: int = 8  # n_edit: the first n_edit samples are edited (0 in the config file, 8 in every script)
+    # beta: 0.05 AntMaze / Robomimic square (online) / MimicGen; 0.1 square pre-trained; 0.7 Adroit pen
+    edit_scale: float = 0.05
+    edit_dropout: float = 0.0  # actor_drop: 0.1 for Adroit pen
+    edit_lr: float = 3e-4
+    # cosine lr decay of the base and edit optimisers over this many of their own steps; None: constant lr
+    decay_steps: int | None = 3_000_000
+    # temperature of the edit policy
+    temp_lr: float = 3e-4
+    init_temperature: float = 1.0
+    target_entropy: float | None = None  # None: -|A|/2 (+ |A| log beta with adjust_target_entropy)
+    adjust_target_entropy: bool = False
+    # framework choices (not in the card)
+    clip_candidates: bool = True  # clip edited candidates to [-1, 1] (see the module docstring)
+    # rows of a pre-training batch the base update uses (the last ones; the official code: 256 of 256 * G); None: all
+    pretrain_batch_size: int | None = None
+
+    def __post_init__(self) -> None:  # range errors surface when the config is parsed, before any run starts
+        check_config(self)
+
+
+def check_config(cfg: EXPOConfig) -> None:
+    """Range checks; a bad value is a ConfigError naming ``agent.<field>``."""
+
+    def fail(key: str, expected: str) -> None:
+        raise ConfigError(f"agent.{key}={getattr(cfg, key)!r} is out of range; expected {expected}")
+
+    positive_ints = ("num_qs", "num_min_qs", "diffusion_steps", "num_samples", "base_hidden", "base_blocks",
+                     "base_block_hidden", "time_hidden")
+    for key in positive_ints:
+        if getattr(cfg, key) < 1:
+            fail(key, "an integer >= 1")
+    if cfg.num_min_qs > cfg.num_qs:
+        fail("num_min_qs", f"at most agent.num_qs={cfg.num_qs}")
+    if not 0 <= cfg.num_edit_samples <= cfg.num_samples:
+        fail("num_edit_samples", f"0 <= n <= agent.num_samples={cfg.num_samples}")
+    if cfg.time_features < 2 or cfg.time_features % 2:
+        fail("time_features", "an even integer >= 2")
+    if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
+        fail("hidden_dims", "a non-empty list of positive widths")
+    for key in ("edit_scale", "critic_lr", "base_lr", "edit_lr", "temp_lr", "init_temperature"):
+        value = getattr(cfg, key)
+        if not (math.isfinite(value) and value > 0):
+            fail(key, "a finite number > 0")
+    for key in ("tau", "ema_rate"):
+        if not 0 < getattr(cfg, key) <= 1:
+            fail(key, "a rate in (0, 1]")
+    if not 0 <= cfg.discount <= 1:
+        fail("discount", "a number in [0, 1]")
+    if not 0 < cfg.beta_min < cfg.beta_max or not math.isfinite(cfg.beta_max):
+        fail("beta_min", f"0 < agent.beta_min < agent.beta_max={cfg.beta_max} (finite)")
+    if not (math.isfinite(cfg.ddpm_temperature) and cfg.ddpm_temperature >= 0):
+        fail("ddpm_temperature", "a finite number >= 0")
+    if not (math.isfinite(cfg.base_weight_decay) and cfg.base_weight_decay >= 0):
+        fail("base_weight_decay", "a finite number >= 0")
+    for key in ("base_dropout", "edit_dropout"):
+        if not 0 <= getattr(cfg, key) < 1:
+            fail(key, "a probability in [0, 1)")
+    if cfg.decay_steps is not None and cfg.decay_steps < 1:
+        fail("decay_steps", "a positive number of optimiser steps or null (constant lr)")
+    if cfg.pretrain_batch_size is not None and cfg.pretrain_batch_size < 1:
+        fail("pretrain_batch_size", "a positive number of rows or null (the whole batch)")
+    if cfg.target_entropy is not None and not math.isfinite(cfg.target_entropy):
+        fail("target_entropy", "a finite number or null (-|A|/2)")
+
+
+def cosine_lr(base_lr: float, step: int, decay_steps: int | None) -> float:
+    """optax.cosine_decay_schedule(base_lr, decay_steps) at optimiser step ``step`` (0 for the first update):
+    base_lr * (1 + cos(pi * min(step, D) / D)) / 2, reaching 0 at D and staying there."""
+    if decay_steps is None:
+        return base_lr
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(step, decay_steps) / decay_steps))
+
+
+def xavier_(module: nn.Module) -> nn.Module:
+    """Xavier-uniform weights and zero biases on every Linear / EnsembleLinear (flax's default_init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, EnsembleLinear):
+            fan_in, fan_out = m.weight.shape[1:]
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            with torch.no_grad():
+                m.weight.uniform_(-bound, bound)
+                m.bias.zero_()
+    return module
+
+
+class SharedTimeDenoiser:
+    """``MLPResNetDenoiser`` for the sampler, where every row shares one step t: the time embedding
+    c(t) is computed once per step and broadcast instead of once per row (the sampler evaluates the net
+    T times on B * N rows; the time MLP is ~40% of a small net's cost). Same function as the net's own
+    forward (tests/test_expo.py); per-row levels fall through to it. (Not in offrl/diffusion, which a
+    PR may not change; a candidate for MLPResNetDenoiser itself.)"""
+
+    def __init__(self, net: MLPResNetDenoiser) -> None:
+        self.net = net
+
+    def __call__(self, x: Tensor, noise_level: Tensor, cond: Tensor | None = None) -> Tensor:
+        net = self.net
+        if noise_level.dim() != 0:
+            return net(x, noise_level, cond)
+        emb = net.time(noise_level.reshape(1, 1)).expand(*x.shape[:-1], -1)
+        parts = [x, emb] if cond is None else [x, cond.expand(*x.shape[:-1], cond.shape[-1]), emb]
+        return net.out(F.silu(net.blocks(net.inp(torch.cat(parts, dim=-1)))))
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Dropout off inside the block (sampling, acting), each module's mode restored after."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.train(False)
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+class EXPO(Agent):
+    config_class = EXPOConfig
+    compiled_methods = ("critic_step", "base_step", "edit_step")
+
+    def __init__(self, cfg: EXPOConfig, obs_dim: int, act_dim: int) -> None:
+        check_config(cfg)
+        super().__init__(cfg, obs_dim, act_dim)
+        self.schedule = DDPMSchedule.vp(cfg.diffusion_steps, cfg.beta_min, cfg.beta_max)
+        self.denoiser = MLPResNetDenoiser(act_dim, obs_dim, hidden=cfg.base_hidden, num_blocks=cfg.base_blocks,
+                                          block_hidden=cfg.base_block_hidden, time_features=cfg.time_features,
+                                          time_hidden=cfg.time_hidden, dropout=cfg.base_dropout)
+        self.denoiser_ema = frozen_copy(self.denoiser)
+        self.edit_actor = xavier_(TanhGaussianActor(obs_dim + act_dim, act_dim, cfg.hidden_dims,
+                                                    dropout=cfg.edit_dropout))
+        self.critic = xavier_(EnsembleCritic(obs_dim, act_dim, cfg.num_qs, cfg.hidden_dims, cfg.critic_layer_norm))
+        self.critic_target = frozen_copy(self.critic)
+        self.log_alpha = nn.Parameter(torch.tensor(float(cfg.init_temperature)).log())
+        if cfg.target_entropy is not None:
+            self.target_entropy = float(cfg.target_entropy)
+        else:
+            adjust = act_dim * math.log(cfg.edit_scale) if cfg.adjust_target_entropy else 0.0
+            self.target_entropy = -act_dim / 2 + adjust
+        self.log_edit_scale = math.log(cfg.edit_scale)
+        self.optimizers = {
+            "critic": adam(self.critic, cfg.critic_lr),
+            "edit": adam(self.edit_actor, cfg.edit_lr),
+            "base": torch.optim.AdamW(self.denoiser.parameters(), lr=cfg.base_lr, weight_decay=cfg.base_weight_decay,
+                                      fused=True),
+            "alpha": torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr, fused=True),
+        }
+        self.base_steps = 0  # optimiser steps of the base and edit policies (their cosine schedules)
+        self.edit_steps = 0
+        self.act_metrics: dict[str, Tensor] = {}  # diagnostics of the last act() call, logged with the next update
+
+    # ------------------------------------------------------------------ the on-the-fly policy
+    def target_subset(self) -> Tensor | slice:
+        """A random subset of num_min_qs target members, drawn without replacement on the device."""
+        cfg = self.cfg
+        if cfg.num_min_qs == cfg.num_qs:
+            return slice(None)
+        return torch.randperm(cfg.num_qs, device=self.log_alpha.device)[: cfg.num_min_qs]
+
+    def base_samples(self, obs: Tensor, denoiser: MLPResNetDenoiser) -> Tensor:
+        """N DDPM samples per state, (B, N, A), from ``denoiser`` in one batched pass over B * N rows."""
+        cfg, (B, N) = self.cfg, (obs.shape[0], self.cfg.num_samples)
+        with eval_mode(denoiser):
+            flat = ddpm_sample(SharedTimeDenoiser(denoiser), self.schedule, (B * N, self.act_dim),
+                               cond=obs.repeat_interleave(N, 0), clip=cfg.clip_sampler,
+                               temperature=cfg.ddpm_temperature)
+        return flat.view(B, N, self.act_dim)
+
+    def edit(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Edits of ``actions`` (..., A) at ``obs`` (..., obs_dim): a + beta u with u ~ pi_edit(.|s, a)
+        (reparameterised) and log p(a~) = log pi_edit(u|s, a) - |A| log beta."""
+        u, log_pi = self.edit_actor(torch.cat([obs, actions], dim=-1))
+        return actions + self.cfg.edit_scale * u, log_pi - self.act_dim * self.log_edit_scale
+
+    @torch.no_grad()
+    def on_the_fly(self, obs: Tensor, denoiser: MLPResNetDenoiser) -> tuple[Tensor, dict[str, Tensor]]:
+        """pi_OTF(s): the N base samples and the edits of the first n_edit of them, scored by the min over a
+        random subset of target critics; returns the argmax candidate per state (B, A) and diagnostics."""
+        cfg = self.cfg
+        B, N, E, A = obs.shape[0], cfg.num_samples, cfg.num_edit_samples, self.act_dim
+        base = self.base_samples(obs, denoiser)
+        candidates = base
+        if E > 0:
+            with eval_mode(self.edit_actor):
+                edited, _ = self.edit(obs.repeat_interleave(E, 0), base[:, :E].reshape(B * E, A))
+            if cfg.clip_candidates:
+                edited = edited.clamp(-1.0, 1.0)
+            candidates = torch.cat([base, edited.view(B, E, A)], dim=1)  # (B, N + E, A)
+        C = N + E
+        q = self.critic_target(obs.repeat_interleave(C, 0), candidates.reshape(B * C, A), self.target_subset())
+        q = q.min(dim=0).values.view(B, C)
+        best = q.argmax(dim=1)
+        chosen = candidates[torch.arange(B, device=obs.device), best]
+        info = {"edited_win_frac": (best >= N).float().mean(), "chosen_q": q.max(dim=1).values.mean()}
+        return chosen, info
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        """The on-the-fly argmax with the EMA base policy, for every observation of the batch at once. It is the
+        policy in both modes (official sample_actions and eval_actions are the same); ``deterministic`` only
+        names the caller, the base samples stay random."""
+        actions, info = self.on_the_fly(obs, self.denoiser_ema)
+        self.act_metrics = {f"act_{key}": value for key, value in info.items()}
+        return actions
+
+    # ------------------------------------------------------------------ updates
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        metrics = self.critic_update(batch)
+        metrics.update(self.policy_update(batch))
+        return metrics
+
+    def critic_update(self, batch: Batch) -> dict[str, Tensor]:
+        return self.critic_step(batch)
+
+    def policy_update(self, batch: Batch) -> dict[str, Tensor]:
+        """One base (diffusion) update + EMA, one edit-policy update, one temperature update."""
+        metrics = self.base_update(batch)
+        metrics.update(self.edit_update(batch))
+        metrics.update(self.act_metrics)
+        self.num_updates += 1
+        return metrics
+
+    def pretrain_update(self, batch: Batch) -> dict[str, Tensor]:
+        """Offline pre-training trains the base policy only (card C.7: pretrain_q = pretrain_edit = False)."""
+        rows = self.cfg.pretrain_batch_size
+        if rows is not None and rows < len(batch.obs):
+            batch = Batch(*(x[-rows:] for x in batch))
+        return self.base_update(batch)
+
+    def base_update(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.cfg
+        for group in self.optimizers["base"].param_groups:
+            group["lr"] = cosine_lr(cfg.base_lr, self.base_steps, cfg.decay_steps)
+        metrics = self.base_step(batch)
+        self.base_steps += 1
+        return metrics
+
+    def edit_update(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.cfg
+        for group in self.optimizers["edit"].param_groups:
+            group["lr"] = cosine_lr(cfg.edit_lr, self.edit_steps, cfg.decay_steps)
+        metrics = self.edit_step(batch)
+        metrics.update(self.temperature_step(metrics["edit_entropy"]))
+        self.edit_steps += 1
+        return metrics
+
+    def critic_step(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():
+            next_actions, info = self.on_the_fly(batch.next_obs, self.denoiser)  # online diffusion params
+            next_q = self.critic_target(batch.next_obs, next_actions, self.target_subset()).min(dim=0).values
+            y = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q
+        q = self.critic(batch.obs, batch.actions)  # (K, B)
+        critic_loss = (q - y).pow(2).mean()
+        self.optimize("critic", critic_loss, inputs=list(self.critic.parameters()))
+        polyak_update(self.critic_target, self.critic, cfg.tau)
+        q = q.detach()
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean(), "target_q": y.mean(),
+                "q_ensemble_std": q.std(dim=0).mean(), "otf_edited_win_frac": info["edited_win_frac"],
+                "otf_chosen_q": info["chosen_q"]}
+
+    def base_step(self, batch: Batch) -> dict[str, Tensor]:
+        loss = ddpm_loss(self.denoiser, self.schedule, batch.actions, cond=batch.obs)
+        self.optimize("base", loss, inputs=list(self.denoiser.parameters()))
+        polyak_update(self.denoiser_ema, self.denoiser, self.cfg.ema_rate)
+        return {"base_loss": loss.detach()}
+
+    def edit_step(self, batch: Batch) -> dict[str, Tensor]:
+        alpha = self.log_alpha.exp().detach()
+        edited, log_p = self.edit(batch.obs, batch.actions)  # the stored actions, not base samples (card C.7)
+        q = self.critic(batch.obs, edited).mean(dim=0)  # mean over the whole ensemble
+        edit_loss = (alpha * log_p - q).mean()
+        self.optimize("edit", edit_loss, inputs=list(self.edit_actor.parameters()))
+        return {"edit_loss": edit_loss.detach(), "edit_q": q.mean().detach(), "edit_entropy": -log_p.mean().detach(),
+                "edit_magnitude": (edited - batch.actions).abs().mean().detach()}
+
+    def temperature_step(self, entropy: Tensor) -> dict[str, Tensor]:
+        alpha_loss = self.log_alpha.exp() * (entropy.detach() - self.target_entropy)
+        self.optimize("alpha", alpha_loss, inputs=[self.log_alpha])
+        return {"alpha": self.log_alpha.exp().detach(), "alpha_loss": alpha_loss.detach()}
+
+    # ------------------------------------------------------------------ interface parts EXPO does not have
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        raise ConfigError("agent=expo has no policy density: its policy is an argmax over diffusion samples and "
+                          "their edits (use an agent with a log_prob for policy-guided diffusion)")
+
+    def deterministic_policy(self) -> nn.Module:
+        raise ConfigError("agent=expo cannot be exported: its policy samples N diffusion actions per state and "
+                          "takes an argmax over Q, so it is random even with deterministic=True")
+
+    # ------------------------------------------------------------------ checkpoint state
+    def get_extra_state(self) -> dict:
+        return {**super().get_extra_state(), "base_steps": self.base_steps, "edit_steps": self.edit_steps}
+
+    def set_extra_state(self, state: dict) -> None:
+        super().set_extra_state(state)
+        self.base_steps, self.edit_steps = state["base_steps"], state["edit_steps"]

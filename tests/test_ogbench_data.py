@@ -1,0 +1,184 @@
+"""OGBench manipulation datasets generated with OGBench's protocol: determinism, the recorded oracle
+success, single-task rewards against the singletask env's own reward, episode layout, both readers,
+and the error for unknown names. Small builds (1100 transitions: one full 1000-step episode and a
+cut one) keep the file well under a minute."""
+
+import json
+
+import gymnasium as gym
+import h5py
+import mujoco
+import numpy as np
+import pytest
+
+from offrl.cli import main
+from offrl.data import ogbench_gen
+from offrl.data.d4rl import read_d4rl_hdf5
+from offrl.data.minari_reader import read_minari
+from offrl.data.recipes import dataset_names, ensure_recipe_dataset
+from offrl.data.sources import DatasetConfig, load_dataset
+from offrl.errors import DatasetError
+
+SIZE = 1100
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """cube-single-play at SIZE with 2 workers (episode 0 and the cut episode 1 in separate processes)."""
+    root = tmp_path_factory.mktemp("ogbench")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OFFRL_DATA_DIR", str(root / "data"))
+    mp.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("MUJOCO_GL", "egl")
+    assert main(["datasets", "build", "cube-single-play", "--size", str(SIZE)]) == 0
+    yield root, root / "data" / f"cube-single-play-{SIZE}.hdf5"
+    mp.undo()
+
+
+def _columns(path):
+    with h5py.File(path, "r") as handle:
+        out = {key: handle[key][()] for key in ("observations", "actions", "rewards", "next_observations",
+                                                 "terminals", "timeouts")}
+        out.update({f"infos/{key}": handle[f"infos/{key}"][()] for key in handle["infos"]})
+        meta = {key: handle[f"metadata/{key}"][()] for key in handle["metadata"]}
+    return out, {k: json.loads(v) if isinstance(v, bytes) and v[:1] in b"{[" else v for k, v in meta.items()}
+
+
+def test_names_are_listed():
+    names = dataset_names()
+    for family in ("cube-single", "cube-double", "scene", "puzzle-3x3"):
+        for kind in ("play", "noisy"):
+            assert f"{family}-{kind}" in names and f"{family}-{kind}-task5" in names
+    assert ogbench_gen.split_name("puzzle-3x3-noisy-task4") == ("puzzle-3x3", "noisy", 4)
+
+
+def test_episode_layout_and_d4rl_reader(built):
+    _, path = built
+    arrays, meta = _columns(path)
+    assert len(arrays["rewards"]) == SIZE
+    # episodes of 1000 transitions, the last cut by the size: timeouts only, never terminals
+    assert np.flatnonzero(arrays["timeouts"]).tolist() == [999, SIZE - 1] and not arrays["terminals"].any()
+    np.testing.assert_array_equal(arrays["infos/episode"], np.repeat([0, 1], [1000, SIZE - 1000]))
+    within = ~arrays["timeouts"][:-1]
+    np.testing.assert_array_equal(arrays["next_observations"][:-1][within], arrays["observations"][1:][within])
+    assert arrays["infos/qpos"].shape == (SIZE, 21) and arrays["infos/qpos"].dtype == np.float64
+    # the stored state is the state of observations[i]: the cube position in the observation is
+    # (qpos[14:17] - (0.425, 0, 0)) * 10
+    np.testing.assert_allclose(arrays["observations"][:, 19:22],
+                               (arrays["infos/qpos"][:, 14:17] - [0.425, 0.0, 0.0]) * 10, atol=1e-5)
+    assert np.abs(arrays["actions"]).max() <= 1.0
+    assert meta["recipe"]["noise"] == 0.1 and meta["recipe"]["noise_smoothing"] == 0.5
+    data = read_d4rl_hdf5(path)
+    assert len(data) == SIZE and data.info.env_id == "cube-single-v0" and data.episode_ends.sum() == 2
+
+
+def test_generation_is_deterministic_and_independent_of_workers(built, tmp_path):
+    _, path = built
+    again = ogbench_gen.RECIPES["cube-single-play"].build(tmp_path / "again.hdf5", SIZE, workers=1, minari=False)
+    first, _ = _columns(path)
+    second, _ = _columns(again)
+    assert first.keys() == second.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
+def test_recorded_oracle_success_matches_the_data(built):
+    _, path = built
+    arrays, meta = _columns(path)
+    stats = meta["oracle_success"]
+    # recomputed here row by row: a subtask succeeded if the data-collection reward (target reached)
+    # was 1 at some row; each episode's last subtask is cut by the time limit and not counted
+    outcomes = []
+    for episode in np.unique(arrays["infos/episode"]):
+        rows = arrays["infos/episode"] == episode
+        subtasks = arrays["infos/subtask"][rows]
+        for subtask in np.unique(subtasks)[:-1]:
+            outcomes.append(bool((arrays["rewards"][rows][subtasks == subtask] > 0).any()))
+    assert stats["subtasks_finished"] == len(outcomes) > 5
+    assert stats["subtask_success_rate"] == pytest.approx(np.mean(outcomes))
+    assert stats["subtask_success_rate"] > 0.8  # the play oracle solves nearly every pick-and-place
+    for task in range(1, 6):
+        goal = ogbench_gen.task_goal("cube-single", task)
+        cube = arrays["infos/qpos"][:, 14:17]
+        hit = np.linalg.norm(cube - goal.cube_targets[0], axis=1) <= 0.04
+        per_episode = [hit[arrays["infos/episode"] == e].any() for e in (0, 1)]
+        assert stats["task_goal_reached_rate"][f"task{task}"] == pytest.approx(np.mean(per_episode))
+
+
+def _env_reward(env, qpos, qvel, action, button_states=None):
+    """The singletask env's own reward and termination for one stored transition: set the stored
+    state, then step (rewards are computed on the state before the step, success_timing='pre')."""
+    base = env.unwrapped
+    base._data.qpos[:], base._data.qvel[:] = qpos, qvel
+    if button_states is not None:
+        base._cur_button_states = button_states.copy()
+    mujoco.mj_forward(base._model, base._data)
+    base.pre_step()  # previous state = this state: no button counts as pressed
+    base.post_step()  # the env's success flag of that state
+    _, reward, terminated, _, _ = env.step(action)
+    return reward, terminated
+
+
+def _check_single_task(path, env_id, rows_per_kind=8):
+    arrays, meta = _columns(path)
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    with h5py.File(meta["recipe"]["relabelled_from"], "r") as handle:
+        qpos, qvel = handle["infos/qpos"][()], handle["infos/qvel"][()]
+        buttons = handle["infos/button_states"][()] if "infos/button_states" in handle else None
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([np.flatnonzero(arrays["terminals"])[:rows_per_kind],
+                           rng.choice(len(qpos), rows_per_kind, replace=False)])
+    for i in rows:
+        reward, terminated = _env_reward(env, qpos[i], qvel[i], arrays["actions"][i],
+                                         None if buttons is None else buttons[i])
+        assert reward == arrays["rewards"][i] and terminated == arrays["terminals"][i], f"row {i}"
+    env.close()
+    return arrays
+
+
+def test_single_task_rewards_match_the_singletask_env(built):
+    root, path = built
+    _, meta = _columns(path)
+    rates = meta["oracle_success"]["task_goal_reached_rate"]
+    task = max(range(1, 6), key=lambda k: rates[f"task{k}"])  # a task whose goal the data reaches
+    assert main(["datasets", "build", f"cube-single-play-task{task}", "--size", str(SIZE)]) == 0
+    single = root / "data" / f"cube-single-play-task{task}-{SIZE}.hdf5"
+    arrays = _check_single_task(single, f"cube-single-singletask-task{task}-v0")
+    assert set(np.unique(arrays["rewards"])) <= {-1.0, 0.0}
+    np.testing.assert_array_equal(arrays["terminals"], arrays["rewards"] == 0.0)
+    assert arrays["terminals"].any() == (rates[f"task{task}"] > 0)
+    # the same transitions as the goal-conditioned file
+    base, _ = _columns(path)
+    np.testing.assert_array_equal(arrays["observations"], base["observations"])
+    # read through the dataset config, with its singletask evaluation env
+    data = load_dataset(DatasetConfig(name=f"cube-single-play-task{task}", size=SIZE), log=lambda _: None)
+    assert data.info.env_id == f"cube-single-singletask-task{task}-v0" and len(data) == SIZE
+
+
+def test_puzzle_button_rewards_match_the_singletask_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("OFFRL_DATA_DIR", str(tmp_path))
+    recipe = ogbench_gen.RECIPES["puzzle-3x3-noisy-task1"]
+    path = recipe.build(tmp_path / "p.hdf5", 150, workers=1, minari=False, log=lambda _: None)
+    arrays = _check_single_task(path, "puzzle-3x3-singletask-task1-v0")
+    assert arrays["rewards"].min() >= -9 and arrays["rewards"].max() <= 0
+
+
+def test_minari_copy_reads_back(built):
+    _, path = built
+    data = read_d4rl_hdf5(path)
+    copy = read_minari(f"ogbench/cube-single/play-{SIZE}-v0")
+    assert copy.info.env_id == "cube-single-v0"
+    np.testing.assert_allclose(copy.observations, data.observations, rtol=1e-6)
+    np.testing.assert_array_equal(copy.actions, data.actions)
+    np.testing.assert_array_equal(copy.episode_ends, data.episode_ends)
+
+
+@pytest.mark.parametrize("name, hint", [("cube-single-play-task9", "cube-single-play-task"),
+                                        ("cube-triple-play", "cube-"), ("scene-replay", "scene-")])
+def test_unknown_names_are_one_line_errors_with_suggestions(name, hint):
+    with pytest.raises(DatasetError) as err:
+        ensure_recipe_dataset(name)
+    text = str(err.value)
+    assert "\n" not in text and name in text and "did you mean" in text and hint in text.split("did you mean")[1]
