@@ -1,11 +1,16 @@
-"""The ``offrl`` command.
+"""offrl: offline and continuous-control reinforcement learning. Commands:
 
     offrl train [hydra overrides...]      train (Hydra-composed config, see conf/)
     offrl train resume=<run dir>           continue a run from its last checkpoint
     offrl datasets list                    datasets offrl can build, with size and reference returns
     offrl datasets build <name> [--size N] generate a dataset into the cache directory
     offrl datasets analyze <name> [...]    dataset quality report: TQ, SACo, episodes, coverage, plots
+    offrl datasets to-minari SRC --id ID  write any dataset offrl reads as a local Minari dataset
     offrl datasets ship <family> --run DIR (maintainers) ship behaviour policies from a SAC run
+    offrl eval <run dir> [--checkpoint last|best|step_N] [--video F]   evaluate (and film) a trained policy
+    offrl export <run dir> --format torchscript|onnx                   a standalone deterministic policy
+    offrl report <run or sweep dirs> [--out DIR]                       tables, IQM/CIs (rliable), figures
+    offrl diffusion train dataset=<name> | sample <dir> --num N        trajectory diffusion model (PGD)
 
 User mistakes (bad config, bad data) print one line and exit with status 2.
 """
@@ -30,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         return 0
     command, rest = argv[0], argv[1:]
-    tools = {"eval": "offrl.evaluation", "export": "offrl.export", "report": "offrl.report"}
+    tools = {"eval": "offrl.evaluation", "export": "offrl.export", "report": "offrl.report",
+             "diffusion": "offrl.diffusion_cli"}
     try:
         if command == "train":
             return _train(rest)
@@ -54,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 0
-    print(f"offrl: error: unknown command '{command}'; expected one of train, datasets, eval, export, report",
-          file=sys.stderr)
+    print(f"offrl: error: unknown command '{command}'; expected one of train, datasets, eval, export, report, "
+          "diffusion", file=sys.stderr)
     return 2
 
 
