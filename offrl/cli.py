@@ -249,7 +249,8 @@ def _check_overrides(overrides: list[str]) -> None:
         GlobalHydra.instance().clear()
 
 
-CHOICE_GROUPS = {"agent": "agent", "dataset": "dataset", "trainer": "trainer", "hydra/launcher": "launcher"}
+CHOICE_GROUPS = {"agent": "agent", "dataset": "dataset", "trainer": "trainer", "hydra/launcher": "launcher",
+                 "synthetic": "synthetic-data setting"}
 
 
 def _choices(group: str) -> list[str]:
@@ -371,6 +372,7 @@ def _register_schemas() -> None:
 
     from offrl.agents import AGENTS
     from offrl.data.sources import DatasetConfig
+    from offrl.data.synthetic import SyntheticConfig
     from offrl.trainer import TrainerConfig
 
     if not OmegaConf.has_resolver("task_name"):
@@ -382,6 +384,7 @@ def _register_schemas() -> None:
         store.store(group="schema/agent", name=name, node=cls.config_class)
     store.store(group="schema", name="dataset", node=DatasetConfig)
     store.store(group="schema", name="trainer", node=TrainerConfig)
+    store.store(group="schema", name="synthetic", node=SyntheticConfig)
 
 
 def _resumed_config(cfg, run_dir: Path, overrides: list[str]):

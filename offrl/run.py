@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ from offrl import checkpoint
 from offrl.agents import AgentConfig, agent_config, make_agent
 from offrl.config import typed
 from offrl.data.arrays import DatasetInfo
+from offrl.data.batches import Mixture, StoreSampler
 from offrl.data.goals import GoalRelabel, wants_relabelling
 from offrl.data.sources import DatasetConfig, load_dataset
 from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.data.synthetic import SyntheticConfig, SyntheticSource
 from offrl.envs import env_spaces, env_spec
 from offrl.errors import ConfigError
 from offrl.trainer import Trainer, TrainerConfig
@@ -37,6 +39,7 @@ class RunConfig:
     compile: bool = False  # torch.compile the agent's update
     threads: int | None = None  # torch intra-op threads; None: auto, the cores free at start (choose_threads)
     resume: str | None = None  # a run directory to continue
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # synthetic data (policy-guided diffusion)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -102,6 +105,23 @@ def parse_config(cfg: DictConfig) -> tuple[RunConfig, AgentConfig, TrainerConfig
     return top, agent_cfg, trainer_cfg, dataset_cfg
 
 
+def synthetic_mixture(cfg: SyntheticConfig, store: TransitionStore | None, real, agent, normalizer: ObsNormalizer,
+                      dataset: str, seed: int) -> Mixture:
+    """Batches of ``cfg.share`` synthetic rows (a SyntheticSource over the trajectory model in ``cfg.model``,
+    which must have been trained on this dataset) and real rows for the rest."""
+    from offrl.diffusion.trajectory import load_model
+
+    cfg.check()
+    if store is None:
+        raise ConfigError("synthetic.model needs offline data (dataset=<name>); online runs have none to mix")
+    model = load_model(cfg.model, dataset=dataset, obs_dim=agent.obs_dim, act_dim=agent.act_dim,
+                       device=store.device)
+    synthetic = SyntheticSource(cfg, model, agent, normalizer, seed)
+    print(f"offrl: synthetic data from {cfg.model}: {cfg.share:.3f} of each batch, regenerated every "
+          f"{cfg.refresh_every} updates, guidance coefficient {cfg.guidance_coef}")
+    return Mixture([(synthetic, cfg.share), (real or StoreSampler(store), 1.0 - cfg.share)])
+
+
 def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """Train as ``cfg`` says, in ``run_dir`` (continuing it if ``cfg.resume`` is set). Everything is
     checked before the run directory is written to; the directory is locked while training."""
@@ -141,6 +161,9 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     agent = make_agent(agent_cfg, obs_dim, act_dim, device)
     if store is not None:
         agent.attach_dataset(store)
+    if top.synthetic.model is not None:
+        label = dataset_cfg.name if dataset_cfg.size is None else f"{dataset_cfg.name}-{dataset_cfg.size}"
+        offline_source = synthetic_mixture(top.synthetic, store, offline_source, agent, normalizer, label, top.seed)
     if top.compile:
         agent.enable_compile()
     resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -118,6 +118,7 @@ class OfflinePhase(Phase):
     def run(self, trainer: Trainer) -> None:
         with trainer.progress_bar(self) as bar:
             while self.step < self.steps:
+                self.source.refresh(trainer.update_step)
                 trainer.update(self.source.sample(self.batch_size * trainer.cfg.utd), self.pretraining)
                 self.step += 1
                 bar.update(1)
@@ -177,6 +178,7 @@ class OnlinePhase(Phase):
                     if self.step >= cfg.warmup_steps:
                         self.update_debt += cfg.updates_per_step * cfg.num_envs
                         while self.update_debt >= 1.0:
+                            self.source.refresh(trainer.update_step)
                             trainer.update(self.source.sample(cfg.batch_size * cfg.utd))
                             self.update_debt -= 1.0
                         trainer.online_s += time.perf_counter() - tick  # env + acting + updates, no evaluation

@@ -24,6 +24,10 @@ class BatchSource(Protocol):
 
     def sample(self, batch_size: int) -> Batch: ...
 
+    def refresh(self, agent_step: int) -> None:
+        """Called by the trainer before each draw: a source whose data changes with training (a
+        synthetic table regenerated every K agent steps) updates itself here; others do nothing."""
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -41,6 +45,9 @@ class StoreSampler:
 
     def sample(self, batch_size: int) -> Batch:
         return self.store.sample(batch_size)
+
+    def refresh(self, agent_step: int) -> None:
+        pass
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.store.generator.get_state()}
@@ -80,6 +87,10 @@ class Mixture:
         joined = Batch(*(torch.cat(fields) for fields in zip(*parts)))
         order = self._order(tuple(counts), joined.obs.device)
         return Batch(*(field[order] for field in joined))
+
+    def refresh(self, agent_step: int) -> None:
+        for source in self.sources:
+            source.refresh(agent_step)
 
     def _order(self, counts: tuple[int, ...], device: torch.device) -> Tensor:
         """Positions of the concatenated rows after interleaving: row j of source k sits at rank

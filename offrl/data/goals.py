@@ -97,6 +97,9 @@ class GoalRelabel:
         obs[:, self.goal], next_obs[:, self.goal] = goal_norm, goal_norm
         return Batch(obs, store.actions[index], success.float(), next_obs, success.float())
 
+    def refresh(self, agent_step: int) -> None:
+        pass
+
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.store.generator.get_state()}
 
