@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import pickle
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from offrl.data.spec import FlattenBySpec, ObservationSpec
+from offrl.data.spec import FlattenBySpec, GoalFromReset, ObservationSpec
 from offrl.errors import ConfigError
 
 
@@ -35,6 +36,18 @@ def register_extra_envs() -> None:
                     gym.register_envs(module)
         except ImportError:
             continue
+    if "ogbench" in sys.modules and GOAL_ENV_PREFIX + "cube-single-v0" not in gym.registry:
+        from offrl.data.ogbench_gen import FAMILIES
+
+        for env_id in FAMILIES.values():  # OGBench's goal-conditioned tasks with the goal in the observation
+            gym.register(GOAL_ENV_PREFIX + env_id, entry_point=_goal_env, kwargs={"env_id": env_id})
+
+
+GOAL_ENV_PREFIX = "offrl/goal-"
+
+
+def _goal_env(env_id: str, **kwargs) -> gym.Env:
+    return GoalFromReset(gym.make(env_id, **kwargs))
 
 
 def env_spec(env_id: str, where: str = "env") -> gym.envs.registration.EnvSpec:

@@ -154,7 +154,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         store = TransitionStore.from_data(data, device, seed=top.seed)
         store.normalize_obs(normalizer)
         if wants_relabelling(dataset_cfg.relabel, info.obs_spec, info.location):
-            offline_source = GoalRelabel(store, info.obs_spec, normalizer, dataset_cfg.relabel)
+            offline_source = GoalRelabel(store, info.obs_spec, normalizer, dataset_cfg.relabel,
+                                         threshold=info.extra.get("goal_threshold", 0.45))
             print(f"offrl: goal-conditioned: hindsight relabelling {dataset_cfg.relabel}")
     normalizer = normalizer.to(device)
 

@@ -91,3 +91,59 @@ def test_goal_conditioned_training_on_data_without_goals_is_refused():
 def test_data_whose_spec_does_not_fit_the_env_is_refused(maze_file):
     with pytest.raises(DatasetError, match="observation spec .* does not match the env's"):
         load_dataset(DatasetConfig(name="umaze", source="hdf5", path=str(maze_file), env_id="Hopper-v5"))
+
+
+class GoalInInfoEnv(__import__("gymnasium").Env):
+    """Like OGBench's goal-conditioned tasks: the goal comes in reset's info, chosen by options['task_id']."""
+
+    import gymnasium as _gym
+
+    observation_space = _gym.spaces.Box(-10, 10, (3,), np.float32)
+    action_space = _gym.spaces.Box(-1, 1, (3,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.task = options["task_id"]
+        self.x = np.zeros(3, np.float32)
+        return self.x.copy(), {"goal": np.full(3, float(self.task), np.float32)}
+
+    def step(self, action):
+        self.x = self.x + action
+        return self.x.copy(), 0.0, False, False, {"success": bool(np.abs(self.x - self.task).max() < 0.1)}
+
+
+def test_goal_from_reset_puts_the_task_goal_in_the_observation_and_cycles_tasks():
+    from offrl.data.spec import FlattenBySpec, GoalFromReset
+
+    env = FlattenBySpec(GoalFromReset(GoalInInfoEnv()))
+    spec = env.obs_spec
+    assert spec.keys == ["desired_goal", "observation"] and spec.achieved_key == "observation" and spec.has_goals
+    goals = [env.reset(seed=s)[0][spec.slice("desired_goal")][0] for s in range(100, 105)]
+    assert sorted(goals) == [1.0, 2.0, 3.0, 4.0, 5.0]  # seeds 100..104 visit each of the 5 tasks once
+
+
+def test_goals_from_observations_relabels_with_future_observations():
+    from offrl.data.arrays import DatasetInfo, OfflineData
+    from offrl.data.goals import goals_from_observations
+
+    raw = make_raw_episodes()
+    data = OfflineData(**raw, info=DatasetInfo(name="gc", source="test", location="gc"))
+    data = goals_from_observations(data, "offrl-test/goal-v0", threshold=1e-4)
+    spec = data.info.obs_spec
+    assert data.obs_dim == 6 and data.info.env_id == "offrl-test/goal-v0" and spec.achieved_key == "observation"
+    normalizer = ObsNormalizer(6)
+    store = TransitionStore.from_data(data, seed=0)
+    batch = GoalRelabel(store, spec, normalizer, GoalRelabelConfig(), threshold=1e-4).sample(512)
+    obs, goal = batch.obs[:, spec.slice("observation")], batch.obs[:, spec.slice("desired_goal")]
+    episode_of = lambda v: torch.div(v[:, 0], 1000, rounding_mode="floor")  # noqa: E731
+    assert torch.equal(episode_of(obs), episode_of(goal)) and (goal[:, 0] >= obs[:, 0] + 1).all()
+    np.testing.assert_array_equal(batch.rewards.numpy(), (goal[:, 0] == obs[:, 0] + 1).float().numpy())
+
+
+def make_raw_episodes():
+    """Two episodes whose observation t of episode e is 1000 e + t (all dims), as tests.conftest does."""
+    from tests.conftest import make_episodes
+
+    raw = make_episodes([6, 5], ["timeout", "timeout"], obs_dim=3, act_dim=3)
+    ends = raw.pop("terminals") | raw.pop("timeouts")
+    return {**raw, "terminals": np.zeros(len(ends), bool), "episode_ends": ends}

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from offrl.data.arrays import OfflineData
 from offrl.data.spec import ACHIEVED_KEY, GOAL_KEY, ObservationSpec
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
 from offrl.errors import ConfigError, DatasetError
@@ -28,7 +30,7 @@ class GoalRelabelConfig:
     p_trajectory: float = 1.0  # goal = a future achieved goal of the same episode (OGBench GCBC: 1.0)
     p_random: float = 0.0  # goal = the achieved goal of a random row
     geometric: float | None = None  # None: future offsets uniform; else offsets ~ Geometric(1 - geometric)
-    threshold: float = 0.45  # success radius (gymnasium-robotics PointMaze / AntMaze)
+    threshold: float | None = None  # success radius; None: the data's goal_threshold, else 0.45 (PointMaze)
 
     def check(self) -> None:
         shares = (self.p_current, self.p_trajectory, self.p_random)
@@ -52,10 +54,11 @@ class GoalRelabel:
     """A batch source over an offline store whose rows were written episode by episode."""
 
     def __init__(self, store: TransitionStore, spec: ObservationSpec, normalizer: ObsNormalizer,
-                 cfg: GoalRelabelConfig) -> None:
+                 cfg: GoalRelabelConfig, threshold: float = 0.45) -> None:
         cfg.check()
         self.store, self.cfg = store, cfg
-        self.goal, self.achieved = spec.slice(GOAL_KEY), spec.slice(ACHIEVED_KEY)
+        self.threshold = cfg.threshold if cfg.threshold is not None else threshold
+        self.goal, self.achieved = spec.slice(GOAL_KEY), spec.slice(spec.achieved_key)
         if self.goal.stop - self.goal.start != self.achieved.stop - self.achieved.start:
             raise DatasetError(f"goal and achieved-goal keys differ in size ({self.goal} vs {self.achieved})")
         normalizer = normalizer.to(store.device)
@@ -91,7 +94,7 @@ class GoalRelabel:
         source = torch.where(choice < cfg.p_current, index,
                              torch.where(choice < cfg.p_current + cfg.p_trajectory, future, random_rows))
         goal_raw = self._achieved(store.next_obs[source])
-        success = (self._achieved(store.next_obs[index]) - goal_raw).norm(dim=1) <= cfg.threshold
+        success = (self._achieved(store.next_obs[index]) - goal_raw).norm(dim=1) <= self.threshold
         goal_norm = (goal_raw - self.mean[self.goal]) / self.std[self.goal]
         obs, next_obs = store.obs[index].clone(), store.next_obs[index].clone()
         obs[:, self.goal], next_obs[:, self.goal] = goal_norm, goal_norm
@@ -105,3 +108,20 @@ class GoalRelabel:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.store.generator.set_state(state["generator"])
+
+
+def goals_from_observations(data: OfflineData, goal_env_id: str, threshold: float) -> OfflineData:
+    """Goal-conditioned data whose goals are whole observations (OGBench): each row gets a
+    ``desired_goal`` slot (filled by relabelling) in the layout of ``GoalFromReset``'s observations, and
+    the env becomes ``goal_env_id`` (the task's env with that wrapper)."""
+    from dataclasses import replace
+
+    import gymnasium as gym
+
+    box = gym.spaces.Box(-np.inf, np.inf, (data.obs_dim,))
+    spec = ObservationSpec.from_space(gym.spaces.Dict({"observation": box, "desired_goal": box}))
+    expand = lambda obs: spec.flatten({"observation": obs, "desired_goal": np.zeros_like(obs)})  # noqa: E731
+    info = replace(data.info, env_id=goal_env_id, obs_spec=spec,
+                   extra={**data.info.extra, "goal_threshold": threshold})
+    return replace(data, observations=expand(data.observations), next_observations=expand(data.next_observations),
+                   info=info)

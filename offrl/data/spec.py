@@ -69,8 +69,17 @@ class ObservationSpec:
         return [f.key for f in self.fields]
 
     @property
+    def achieved_key(self) -> str | None:
+        """Where a row's achieved goal is: ``achieved_goal`` (gymnasium-robotics), else the observation
+        itself when goals are whole observations (OGBench)."""
+        if ACHIEVED_KEY in self.keys:
+            return ACHIEVED_KEY
+        shapes = {f.key: f.shape for f in self.fields}
+        return "observation" if GOAL_KEY in shapes and shapes.get("observation") == shapes[GOAL_KEY] else None
+
+    @property
     def has_goals(self) -> bool:
-        return GOAL_KEY in self.keys and ACHIEVED_KEY in self.keys
+        return GOAL_KEY in self.keys and self.achieved_key is not None
 
     def slice(self, key: str) -> slice:
         field = next((f for f in self.fields if f.key == key), None)
@@ -119,3 +128,26 @@ class FlattenBySpec(gym.ObservationWrapper):
 
     def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return self.obs_spec.flatten({k: np.asarray(v)[None] for k, v in observation.items()})[0]
+
+
+class GoalFromReset(gym.Wrapper):
+    """An env that hands its goal over in ``reset``'s info (OGBench's goal-conditioned tasks) as a dict
+    observation {desired_goal, observation}. The evaluation task is picked from the reset seed,
+    ``task_id = seed % num_tasks + 1``, so seeded evaluation episodes cycle through every task."""
+
+    def __init__(self, env: gym.Env, num_tasks: int = 5) -> None:
+        super().__init__(env)
+        self.num_tasks, self.goal = num_tasks, None
+        self.observation_space = gym.spaces.Dict({"observation": env.observation_space,
+                                                  "desired_goal": env.observation_space})
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        options = dict(options or {})
+        options.setdefault("task_id", (seed or 0) % self.num_tasks + 1)
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.goal = np.asarray(info["goal"])
+        return {"observation": obs, "desired_goal": self.goal.copy()}, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return {"observation": obs, "desired_goal": self.goal.copy()}, reward, terminated, truncated, info
