@@ -3,6 +3,8 @@
     offrl diffusion train dataset=<name> [dir=DIR] [preset=cpu|paper] [size=N] [key=value ...]
     offrl diffusion train resume=<dir> [steps=N ...]      continue a run from its last checkpoint
     offrl diffusion sample <model dir> --num N [--out file.hdf5] [--horizon L] [--steps K] [--seed S]
+    offrl diffusion dynamics <model dir> --agent-run <run dir> [--coef 0 1 10] [--num N] [--out DIR]
+                                                         dynamics error of (guided) samples, with the simulator
 
 ``key=value`` sets any field of ``offrl.diffusion.trajectory.TrajectoryModelConfig`` (features, steps, epochs,
 batch_size, lr, horizon, stride, val_fraction, sampler_steps, sample_horizon, device, checkpoint_every,
@@ -48,10 +50,15 @@ def main(argv: list[str] | None = None) -> int:
             return train_command(rest)
         if command == "sample":
             return sample_command(rest)
+        if command == "dynamics":
+            from offrl.diffusion.dynamics import main as dynamics_main
+
+            return dynamics_main(rest)
     except OffrlError as err:
         print(f"offrl: error: {err}", file=sys.stderr)
         return 2
-    print(f"offrl diffusion: error: unknown command '{command}'; expected train or sample", file=sys.stderr)
+    print(f"offrl diffusion: error: unknown command '{command}'; expected train, sample or dynamics",
+          file=sys.stderr)
     return 2
 
 
