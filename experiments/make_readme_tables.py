@@ -83,6 +83,21 @@ def online_table(report: dict, tq: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def success_table(report: dict, tq: dict[str, float]) -> str:
+    """| dataset | BC success rate | ... |: final success rate, mean +- std over seeds (n seeds)."""
+    agents = report["agents"]
+    groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
+    lines = ["| dataset (success rate) | " + " | ".join(NAMES.get(a, a) for a in agents) + " |",
+             "|---|" + "---:|" * len(agents)]
+    for d in sorted(report["datasets"]):
+        cells = []
+        for a in agents:
+            g = groups.get((a, d))
+            cells.append("" if g is None or not g["n"] else f"{g['mean']['point']:.2f} +- {g['std']:.2f} (n={g['n']})")
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # experiment -> run directories under --runs, offrl report options, README table (None: report only)
 EXPERIMENTS = {
     "offline_table": (["offline_table", "odice_table", "offline_table_walker2d"],
@@ -91,6 +106,9 @@ EXPERIMENTS = {
     "odice_ablation": (["odice_table", "odice_ablation"],
                        ["--by", "agent.update_mode", "--datasets", "hopper-medium-replay"], None),
     "long_hopper_mr": (["long_hopper_mr"], ["--metric", "normalized_score"], None),
+    # the robotics runs of 2026-12-02 (commands in experiments/robotics.sh)
+    "robotics": (["gc_pointmaze", "cube_single"], ["--metric", "success_rate"], success_table),
+    "iql_check": (["iql_check"], ["--metric", "normalized_score"], None),
 }
 
 
