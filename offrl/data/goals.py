@@ -11,13 +11,13 @@ env's sparse success test 1{||achieved(s') - g|| <= threshold}, and the transiti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from offrl.data.arrays import OfflineData
+from offrl.data.batches import StoreSampler
 from offrl.data.spec import ACHIEVED_KEY, GOAL_KEY, ObservationSpec
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
 from offrl.errors import ConfigError, DatasetError
@@ -50,13 +50,15 @@ def wants_relabelling(cfg: GoalRelabelConfig, spec: ObservationSpec | None, wher
     return has_goals if cfg.enabled is None else cfg.enabled
 
 
-class GoalRelabel:
-    """A batch source over an offline store whose rows were written episode by episode."""
+class GoalRelabel(StoreSampler):
+    """A batch source over an offline store whose rows were written episode by episode (its length,
+    refresh and checkpoint state are StoreSampler's: the store's sampling RNG)."""
 
     def __init__(self, store: TransitionStore, spec: ObservationSpec, normalizer: ObsNormalizer,
                  cfg: GoalRelabelConfig, threshold: float = 0.45) -> None:
         cfg.check()
-        self.store, self.cfg = store, cfg
+        super().__init__(store)
+        self.cfg = cfg
         self.threshold = cfg.threshold if cfg.threshold is not None else threshold
         self.goal, self.achieved = spec.slice(GOAL_KEY), spec.slice(spec.achieved_key)
         if self.goal.stop - self.goal.start != self.achieved.stop - self.achieved.start:
@@ -68,9 +70,6 @@ class GoalRelabel:
         # stop[i]: one past the last row of row i's episode
         last = torch.nonzero(ends).squeeze(1)
         self.stop = last[torch.searchsorted(last, torch.arange(len(store), device=store.device))] + 1
-
-    def __len__(self) -> int:
-        return len(self.store)
 
     def _achieved(self, next_obs: Tensor) -> Tensor:
         """Raw (unnormalised) achieved goals of normalised next observations."""
@@ -100,14 +99,6 @@ class GoalRelabel:
         obs[:, self.goal], next_obs[:, self.goal] = goal_norm, goal_norm
         return Batch(obs, store.actions[index], success.float(), next_obs, success.float())
 
-    def refresh(self, agent_step: int) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.store.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.store.generator.set_state(state["generator"])
 
 
 def goals_from_observations(data: OfflineData, goal_env_id: str, threshold: float) -> OfflineData:
