@@ -1,5 +1,6 @@
 """Observation specs, dict-observation envs, PointMaze generation and hindsight goal relabelling."""
 
+import gymnasium_robotics  # noqa: E402,F401  (a dependency: a missing install must fail, not skip)
 import numpy as np
 import pytest
 import torch
@@ -12,8 +13,6 @@ from offrl.data.spec import ObservationSpec
 from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.envs import make_vec_env, observation_spec
 from offrl.errors import DatasetError
-
-pytest.importorskip("gymnasium_robotics")
 
 
 @pytest.fixture(scope="module")
