@@ -268,6 +268,10 @@ def record_video(policy: Callable[[np.ndarray], np.ndarray], env_id: str, env_kw
         from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
         backend = choose_gl_backend() if isinstance(env.unwrapped, MujocoEnv) else None
+        if isinstance(env.observation_space, gym.spaces.Dict):  # as offrl.envs.make_vec_env: flat, spec order
+            from offrl.data.spec import FlattenBySpec
+
+            env = FlattenBySpec(env)
         space = env.action_space
         if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):  # as offrl.envs.make_vec_env
             ones = np.ones(space.shape, space.dtype)

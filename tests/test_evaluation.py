@@ -145,3 +145,21 @@ def test_bad_input_is_one_line_and_exit_2(offline_run, capsys, tmp_path):
         assert code == 2 and out == "", (argv, out, err)
         assert len(err.strip().splitlines()) == 1 and err.startswith("offrl: error: ") and expected in err, (argv, err)
     assert sorted(p.name for p in offline_run.iterdir()) == before  # nothing written
+
+
+def test_video_of_a_dict_observation_env(tmp_path):
+    """PointMaze observes a dict: the filmed episode sees the same flat layout as training."""
+    from offrl.evaluation import record_video
+
+    try:
+        choose_gl_backend()
+    except OffrlError as err:
+        pytest.skip(f"no offscreen OpenGL backend on this machine: {err}")
+    seen = []
+
+    def policy(obs):
+        seen.append(obs.shape)
+        return np.zeros((len(obs), 2), np.float32)
+
+    meta = record_video(policy, "PointMaze_UMaze-v3", {"max_episode_steps": 30}, 0, tmp_path / "maze.gif")
+    assert meta["frames"] == meta["length"] + 1 == 31 and set(seen) == {(1, 8)}
