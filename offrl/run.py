@@ -23,7 +23,7 @@ from offrl.data.goals import GoalRelabel, wants_relabelling
 from offrl.data.sources import DatasetConfig, load_dataset
 from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.data.synthetic import SyntheticConfig, SyntheticSource
-from offrl.envs import env_spaces, env_spec
+from offrl.envs import env_spaces
 from offrl.errors import ConfigError
 from offrl.trainer import Trainer, TrainerConfig
 
@@ -139,8 +139,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
             raise ConfigError("trainer.mode=online needs env=<gymnasium id>")
         info = DatasetInfo(name=env_id, source="env", location=env_id, env_id=env_id,
                            ref_min_score=dataset_cfg.ref_min_score, ref_max_score=dataset_cfg.ref_max_score)
-        env_spec(env_id)
-        obs_space, act_space = env_spaces(env_id)
+        obs_space, act_space = env_spaces(env_id)  # an unknown id is one line with suggestions
         obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
         normalizer = ObsNormalizer(obs_dim)
     else:
