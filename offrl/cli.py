@@ -405,10 +405,11 @@ def _resumed_config(cfg, run_dir: Path, overrides: list[str]):
 
 # ---------------------------------------------------------------------- datasets
 class OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line (and exit 2), like every other offrl error."""
+    """argparse whose usage errors are one ``offrl: error:`` line (and exit 2), like every other offrl
+    error; every offrl subcommand parses with it."""
 
     def error(self, message: str):
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(f"offrl: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 

@@ -33,17 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from offrl.cli import OneLineParser
 from offrl.errors import OffrlError
 
 EVAL_SEED_OFFSET = 10_000  # default seed = 10000 + the run's seed; training evaluates on seed + 100 + i
 GIF_MAX_FPS = 50  # GIF delays are whole centiseconds and viewers slow down delays under 20 ms
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are OffrlErrors (one ``offrl: error:`` line, exit status 2)."""
-
-    def error(self, message: str):
-        raise OffrlError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 # ---------------------------------------------------------------------- loading a run's policy
@@ -323,7 +317,7 @@ def _render(env, backend: str | None) -> np.ndarray:
 
 # ---------------------------------------------------------------------- command
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = ArgumentParser(prog="offrl eval", description="Evaluate a trained policy on fresh seeds.")
+    parser = OneLineParser(prog="offrl eval", description="Evaluate a trained policy on fresh seeds.")
     parser.add_argument("run_dir", help="a run directory written by offrl train")
     parser.add_argument("--checkpoint", default="last", help="last (default), best, or step_N (a snapshot)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from offrl.cli import OneLineParser
 from offrl.errors import OffrlError
 from offrl.evaluation import (
-    ArgumentParser,
     LoadedPolicy,
     canonical_checkpoint,
     checkpoint_path,
@@ -192,7 +192,7 @@ def verify(module: ExportedPolicy, policy: LoadedPolicy, out: Path, fmt: str) ->
 
 
 def parse_args(argv: list[str]):
-    parser = ArgumentParser(prog="offrl export", description="Export a trained policy as a standalone module.")
+    parser = OneLineParser(prog="offrl export", description="Export a trained policy as a standalone module.")
     parser.add_argument("run_dir", help="a run directory written by offrl train")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS), help="torchscript or onnx")
     parser.add_argument("--out", default=None,

@@ -1000,14 +1000,6 @@ def plot_probability_of_improvement(report: dict[str, Any], path: Path, colours:
 
 
 # ---------------------------------------------------------------------- command line
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line, ``offrl: error: ...``, exit status 2."""
-
-    def error(self, message: str):
-        print(f"offrl: error: {message} (see offrl report --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def _reps(text: str) -> int:
     try:
         value = int(text)
@@ -1027,7 +1019,9 @@ def _names(text: str) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     rules = __doc__[__doc__.index("Rules"):].strip()
-    p = _Parser(prog="offrl report", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rules,
+    from offrl.cli import OneLineParser
+
+    p = OneLineParser(prog="offrl report", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rules,
                 description="Tables, aggregate metrics with 95%% bootstrap intervals, performance profiles, "
                             "probability of improvement and learning curves for a set of runs (rliable).")
     p.add_argument("dirs", nargs="+", type=Path, help="run directories or sweep directories (searched recursively)")
