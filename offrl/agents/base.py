@@ -40,8 +40,11 @@ class Agent(nn.Module):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One training iteration on ``batch``; returns detached scalar tensors (no host sync)."""
-        raise NotImplementedError
+        """One training iteration on ``batch``; returns detached scalar tensors (no host sync).
+        Default: the one-minibatch case of the UTD schedule, critic_update then policy_update."""
+        metrics = self.critic_update(batch)
+        metrics.update(self.policy_update(batch))
+        return metrics
 
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions in [-1, 1] for a batch of (normalised) observations."""

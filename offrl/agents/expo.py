@@ -285,11 +285,6 @@ class EXPO(Agent):
         return actions
 
     # ------------------------------------------------------------------ updates
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        metrics = self.critic_update(batch)
-        metrics.update(self.policy_update(batch))
-        return metrics
-
     def critic_update(self, batch: Batch) -> dict[str, Tensor]:
         return self.critic_step(batch)
 

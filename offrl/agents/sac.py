@@ -55,11 +55,6 @@ class SAC(Agent):
         """The policy: forward(obs) -> (reparameterised action, log-density), mode(obs) -> action."""
         return TanhGaussianActor(obs_dim, act_dim, self.cfg.hidden_dims)
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        metrics = self.critic_update(batch)
-        metrics.update(self.policy_update(batch))
-        return metrics
-
     def critic_update(self, batch: Batch) -> dict[str, Tensor]:
         return self.critic_step(batch)
 
