@@ -139,7 +139,8 @@ TRAIN_OPTIONS = """\
   device=auto|cpu|cuda[:N]   where tensors live (auto: CUDA when present)
   threads=N                  torch CPU threads (default: the cores idle at start; threads=1 in parallel sweeps)
   env=ID                     evaluation / online gymnasium env (default: the one the dataset names)
-  compile=true               torch.compile the agent's update
+  compile=true               torch.compile the agent's update (one graph per update; compile_mode=reduce-overhead
+                             adds CUDA graphs on a GPU)
   resume=DIR                 continue the run in DIR from its last checkpoint (add trainer.steps=N to extend)
   trainer.steps=N            gradient steps (offline) or environment steps (online)
   trainer.eval_every=N trainer.eval_episodes=N trainer.checkpoint_every=N trainer.log_every=N

@@ -36,7 +36,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     env: str | None = None  # evaluation / online env id; None: the one the dataset names
-    compile: bool = False  # torch.compile the agent's update
+    compile: bool = False  # torch.compile the agent's update: one graph per update, optimiser steps included
+    compile_mode: str = "default"  # torch.compile's mode: default | reduce-overhead (CUDA graphs) | max-autotune
     threads: int | None = None  # torch intra-op threads; None: auto, the cores free at start (choose_threads)
     resume: str | None = None  # a run directory to continue
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # synthetic data (policy-guided diffusion)
@@ -89,6 +90,7 @@ def choose_threads(threads: int | None, log: Callable[[str], None] = print) -> i
 
 
 TOP_KEYS = {f.name for f in fields(RunConfig)} | {"agent", "dataset", "trainer"}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile modes
 
 
 def parse_config(cfg: DictConfig) -> tuple[RunConfig, AgentConfig, TrainerConfig, DatasetConfig]:
@@ -102,6 +104,8 @@ def parse_config(cfg: DictConfig) -> tuple[RunConfig, AgentConfig, TrainerConfig
     trainer_cfg = typed(TrainerConfig, cfg.get("trainer", {}), "trainer")
     dataset_cfg = typed(DatasetConfig, cfg.get("dataset", {}), "dataset")
     trainer_cfg.check()
+    if top.compile_mode not in COMPILE_MODES:
+        raise ConfigError(f"compile_mode={top.compile_mode} is unknown; expected one of {list(COMPILE_MODES)}")
     return top, agent_cfg, trainer_cfg, dataset_cfg
 
 
@@ -165,7 +169,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         label = dataset_cfg.name if dataset_cfg.size is None else f"{dataset_cfg.name}-{dataset_cfg.size}"
         offline_source = synthetic_mixture(top.synthetic, store, offline_source, agent, normalizer, label, top.seed)
     if top.compile:
-        agent.enable_compile()
+        agent.enable_compile(mode=top.compile_mode)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("loaded", None)
     if loaded is not None:

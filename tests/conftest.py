@@ -48,3 +48,12 @@ def make_episodes(lengths: list[int], ends: list[str], obs_dim: int = 3, act_dim
         "terminals": np.concatenate(terminals),
         "timeouts": np.concatenate(timeouts),
     }
+
+
+def keep_gradients(agent, step: bool = True) -> None:
+    """Make ``agent``'s optimiser steps leave the gradients in ``.grad`` for inspection (agents clear them
+    after each step); with ``step=False`` the parameters stay unchanged as well."""
+    def apply(name: str) -> None:
+        if step:
+            agent.optimizers[name].step()
+    agent.apply_gradients = apply

@@ -81,7 +81,7 @@ def test_td3bc_actor_loss_matches_the_card():
     expected = -lmbda * q1.mean() + F.mse_loss(pi, batch.actions)
     agent.num_updates = 1  # the next update runs the actor step on the same parameters
     critic_before = copy.deepcopy(agent.critic)
-    metrics = agent.actor_step(batch)
+    metrics = agent.actor_step(batch, batch.actions)
     torch.testing.assert_close(metrics["actor_loss"], expected.detach())
     # the actor step leaves critic weights untouched and gives them no gradient
     for a, b in zip(agent.critic.parameters(), critic_before.parameters()):
@@ -97,7 +97,8 @@ def test_td3bc_critic_target_uses_min_of_twin_targets_and_terminal_mask():
         y = batch.rewards + 0.5 * (1 - batch.dones) * next_q
         q = agent.critic(batch.obs, batch.actions)
         expected = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
-    metrics, _, target = agent.critic_step(batch)
+    _, target = agent.td_target(batch)
+    metrics = agent.critic_step(batch, target)
     torch.testing.assert_close(metrics["critic_loss"], expected)
     torch.testing.assert_close(target, y)
 

@@ -13,7 +13,7 @@ from offrl.agents.expo import EXPO, SharedTimeDenoiser, cosine_lr
 from offrl.cli import main
 from offrl.data.store import Batch
 from offrl.errors import ConfigError
-from tests.conftest import FAST
+from tests.conftest import FAST, keep_gradients
 
 OBS, ACT = 5, 2
 TINY = {"name": "expo", "hidden_dims": [16, 16], "num_qs": 4, "num_min_qs": 2, "num_samples": 3,
@@ -162,7 +162,7 @@ def test_each_step_trains_only_its_part(step, trained):
     agent = _agent()
     batch = _batch()
     agent.update(batch)  # every part has moved once: the targets differ from their sources
-    agent.zero_grad(set_to_none=True)
+    keep_gradients(agent)
     before = _params(agent)
     with torch.no_grad():
         target_before = [p.clone() for p in agent.critic_target.parameters()]
@@ -213,7 +213,7 @@ def test_cosine_decay_of_the_base_and_edit_learning_rates():
     lrs = []
     for _ in range(6):
         agent.policy_update(batch)
-        lrs.append((agent.optimizers["base"].param_groups[0]["lr"], agent.optimizers["edit"].param_groups[0]["lr"]))
+        lrs.append(tuple(float(agent.optimizers[name].param_groups[0]["lr"]) for name in ("base", "edit")))
     expected = [1e-3 * 0.5 * (1 + math.cos(math.pi * min(k, 4) / 4)) for k in range(6)]
     assert [b for b, _ in lrs] == pytest.approx(expected) and [e for _, e in lrs] == pytest.approx(
         [2 * x for x in expected])
@@ -223,7 +223,7 @@ def test_cosine_decay_of_the_base_and_edit_learning_rates():
     state = agent.state_dict()
     other = _agent(decay_steps=4)
     other.load_state_dict(state)
-    assert (other.base_steps, other.edit_steps) == (6, 6)
+    assert (other.pretrain_steps, other.num_updates) == (0, 6)
 
 
 def test_shared_time_denoiser_is_the_denoisers_own_function():

@@ -14,7 +14,7 @@ from offrl.agents.iql import cosine_lr, expectile_loss
 from offrl.cli import main
 from offrl.data.store import Batch
 from offrl.errors import ConfigError
-from tests.conftest import FAST
+from tests.conftest import FAST, keep_gradients
 
 torch.set_num_threads(1)
 
@@ -155,6 +155,7 @@ def test_each_step_updates_only_its_own_network():
     agent = _agent()
     batch = _batch()
     nets = {"value": agent.value, "actor": agent.actor, "critic": agent.critic, "target": agent.critic_target}
+    keep_gradients(agent)
 
     def run(step, owner):
         for net in nets.values():

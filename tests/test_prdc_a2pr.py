@@ -9,6 +9,7 @@ from offrl.agents.a2pr import advantage_target
 from offrl.data.arrays import DatasetInfo, OfflineData
 from offrl.data.store import TransitionStore
 from offrl.neighbors import NearestNeighbors
+from tests.conftest import keep_gradients
 
 
 def _store(n=500, obs_dim=4, act_dim=2, seed=0):
@@ -37,7 +38,7 @@ def test_prdc_with_huge_beta_reduces_to_td3bc_target():
     agent.attach_dataset(store)
     batch = store.sample(64)
     pi = torch.rand(64, 2) * 2 - 1  # far from the dataset actions
-    torch.testing.assert_close(agent.bc_target(batch, pi), batch.actions)
+    torch.testing.assert_close(agent.nearest_action(batch, pi), batch.actions)
 
 
 def test_prdc_with_tiny_beta_picks_the_closest_dataset_action():
@@ -45,7 +46,7 @@ def test_prdc_with_tiny_beta_picks_the_closest_dataset_action():
     agent = make_agent({"name": "prdc", "hidden_dims": [16, 16], "beta": 0.0}, 4, 2)
     agent.attach_dataset(store)
     pi = torch.tensor([[0.3, -0.2]])
-    target = agent.bc_target(store.sample(1), pi)
+    target = agent.nearest_action(store.sample(1), pi)
     nearest = store.actions[(store.actions - pi).norm(dim=1).argmin()]
     torch.testing.assert_close(target[0], nearest)
 
@@ -94,7 +95,8 @@ def test_a2pr_gradients_flow_where_the_card_says():
     batch = store.sample(64)
     agent = _a2pr()
     v = agent.value(batch.obs).squeeze(-1).detach()
-    agent.actor_step(batch, v)
+    keep_gradients(agent)
+    agent.advantage_actor_step(batch, v, batch.actions)
     assert all(p.grad is not None for p in agent.actor.parameters())
     assert all(p.grad is None for p in agent.critic.parameters())  # the actor step trains only the actor
     assert all(p.grad is None for p in agent.vae.parameters())
@@ -107,9 +109,9 @@ def test_a2pr_undetached_target_sends_gradient_through_the_vae():
     for detach in (False, True):
         agent = _a2pr(detach_target=detach, alpha=0.0)  # BC term only
         v = torch.full((64,), -1e6)  # every advantage positive: all targets are VAE actions, weight 2 mask
-        agent.optimizers["actor"].step = lambda: None  # keep parameters, inspect gradients
+        keep_gradients(agent, step=False)  # keep parameters, inspect gradients
         torch.manual_seed(1)
-        agent.actor_step(batch, v)
+        agent.advantage_actor_step(batch, v, batch.actions)
         grads[detach] = torch.cat([p.grad.flatten() for p in agent.actor.parameters()])
     assert not torch.allclose(grads[False], grads[True])
 

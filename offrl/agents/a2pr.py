@@ -66,14 +66,14 @@ class A2PR(TD3BC):
         self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr),
                            "value": adam(self.value, cfg.value_lr), "vae": adam(self.vae, cfg.vae_lr)}
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        metrics, next_actions, y = self.critic_step(batch)
+    def iteration(self, batch: Batch, bc_target: Tensor | None) -> dict[str, Tensor]:
+        next_actions, y = self.td_target(batch)
+        metrics = self.critic_step(batch, y)
         v = self.value(batch.obs).squeeze(-1)
         metrics.update(self.value_step(batch, next_actions, y, v))
         metrics.update(self.vae_step(batch, v.detach()))
-        self.num_updates += 1
-        if self.num_updates % self.cfg.policy_freq == 0:
-            metrics.update(self.actor_step(batch, v.detach()))
+        if bc_target is not None:  # the dataset actions, one of the two candidate targets
+            metrics.update(self.advantage_actor_step(batch, v.detach(), bc_target))
         return metrics
 
     def value_step(self, batch: Batch, next_actions: Tensor, y: Tensor, v: Tensor) -> dict[str, Tensor]:
@@ -94,7 +94,7 @@ class A2PR(TD3BC):
         self.optimize("vae", vae_loss)
         return {"vae_loss": vae_loss.detach(), "vae_positive_fraction": good.mean()}
 
-    def actor_step(self, batch: Batch, v: Tensor) -> dict[str, Tensor]:
+    def advantage_actor_step(self, batch: Batch, v: Tensor, data_actions: Tensor) -> dict[str, Tensor]:
         cfg = self.cfg
         pi = self.actor(batch.obs)
         q1 = self.critic(batch.obs, pi, members=slice(0, 1))[0]
@@ -102,13 +102,13 @@ class A2PR(TD3BC):
         vae_action = self.vae(batch.obs, pi)[0]
         q_vae = self.critic(batch.obs, vae_action, members=slice(0, 1))[0]
         with torch.no_grad():
-            q_data = self.critic(batch.obs, batch.actions, members=slice(0, 1))[0]
-        target, weight, use_vae = advantage_target(q_vae, q_data, v, vae_action, batch.actions, cfg.mask)
+            q_data = self.critic(batch.obs, data_actions, members=slice(0, 1))[0]
+        target, weight, use_vae = advantage_target(q_vae, q_data, v, vae_action, data_actions, cfg.mask)
         if cfg.detach_target:
             target = target.detach()
         bc_loss = (weight[:, None] * (pi - target) ** 2).mean()
         actor_loss = -lmbda * q1.mean() + bc_loss
-        self.optimize("actor", actor_loss, inputs=list(self.actor.parameters()))
+        self.optimize("actor", actor_loss)
         polyak_update(self.critic_target, self.critic, cfg.tau)
         polyak_update(self.actor_target, self.actor, cfg.tau)
         chosen_advantage = torch.where(use_vae, q_vae, q_data) - v

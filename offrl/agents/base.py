@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.optim.adam import adam as functional_adam
 
 from offrl.data.store import Batch, TransitionStore
 
@@ -26,8 +27,12 @@ class AgentConfig:
 
 class Agent(nn.Module):
     config_class: ClassVar[type[AgentConfig]] = AgentConfig
-    # Methods holding the tensor work of one update; ``enable_compile`` wraps them in torch.compile.
-    compiled_methods: ClassVar[tuple[str, ...]] = ()
+    # The captured regions: methods holding all the tensor work of an update, optimiser steps included,
+    # with no host syncs and no Python-side state changes (counters, schedules and host-side searches
+    # stay in ``update``, around them). ``enable_compile`` wraps each in torch.compile, and one update
+    # runs one compiled graph: ``iteration``, or with the UTD schedule ``critic_step`` and ``policy_step``
+    # (tests/test_compile.py counts the graphs of every agent).
+    compiled_methods: ClassVar[tuple[str, ...]] = ("iteration",)
     # std of the Gaussian that ``log_prob`` puts around a deterministic actor's action (PGD's
     # det_guidance, card C.8: a unit Gaussian); an instance may set its own.
     log_prob_std: float = 1.0
@@ -41,27 +46,49 @@ class Agent(nn.Module):
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One training iteration on ``batch``; returns detached scalar tensors (no host sync).
-        Default: the one-minibatch case of the UTD schedule, critic_update then policy_update."""
-        metrics = self.critic_update(batch)
-        metrics.update(self.policy_update(batch))
+        Default: ``before_update``, ``iteration`` (the captured tensor work), then the update counter."""
+        self.before_update()
+        metrics = self.iteration(batch)
+        self.num_updates += 1
+        return metrics
+
+    def iteration(self, batch: Batch) -> dict[str, Tensor]:
+        """All the tensor work of one update, optimiser steps included: the region ``enable_compile``
+        captures whole. Default: the one-minibatch case of the UTD schedule, critic_step then policy_step."""
+        metrics = self.critic_step(batch)
+        metrics.update(self.policy_step(batch))
         return metrics
 
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions in [-1, 1] for a batch of (normalised) observations."""
         raise NotImplementedError
 
-    # The UTD schedule (trainer.utd > 1, RLPD/EXPO) sequences these two parts of an update: the critic
-    # part on each of utd minibatches, the policy part (actor, temperature, ...) once. Agents that can
-    # be split so override both; ``update`` stays the one-minibatch case.
-    def critic_update(self, batch: Batch) -> dict[str, Tensor]:
+    # The UTD schedule (trainer.utd > 1, RLPD/EXPO) sequences the two parts of an update: the critic part
+    # on each of utd minibatches, the policy part (actor, temperature, ...) once. Agents that can be split
+    # so define critic_step and policy_step (captured regions); critic_update and policy_update are the
+    # schedule's calls, with the Python-side bookkeeping.
+    def before_update(self) -> None:
+        """Python-side bookkeeping before the captured region of an update (lr schedules: change tensor lrs
+        in place, so the compiled graph is reused). Default: nothing."""
+
+    def critic_step(self, batch: Batch) -> dict[str, Tensor]:
         raise NotImplementedError
 
-    def policy_update(self, batch: Batch) -> dict[str, Tensor]:
+    def policy_step(self, batch: Batch) -> dict[str, Tensor]:
         raise NotImplementedError
+
+    def critic_update(self, batch: Batch) -> dict[str, Tensor]:
+        return self.critic_step(batch)
+
+    def policy_update(self, batch: Batch) -> dict[str, Tensor]:
+        self.before_update()
+        metrics = self.policy_step(batch)
+        self.num_updates += 1
+        return metrics
 
     def supports_utd(self) -> bool:
         cls = type(self)
-        return cls.critic_update is not Agent.critic_update and cls.policy_update is not Agent.policy_update
+        return cls.critic_step is not Agent.critic_step and cls.policy_step is not Agent.policy_step
 
     def pretrain_update(self, batch: Batch) -> dict[str, Tensor]:
         """The update of offline pre-training before an online phase (trainer=offline_to_online).
@@ -89,14 +116,24 @@ class Agent(nn.Module):
         """Called once before training with the (normalised) offline data, for agents whose update
         needs the whole dataset (e.g. PRDC's nearest-neighbour search). Default: nothing."""
 
-    def optimize(self, name: str, loss: Tensor, inputs: list[Tensor] | None = None) -> None:
-        """One step of optimiser ``name`` on ``loss``; with ``inputs``, gradients reach only those tensors."""
+    def optimize(self, name: str, loss: Tensor) -> None:
+        """One step of optimiser ``name`` on ``loss``: gradients reach only that optimiser's parameters."""
+        loss.backward(inputs=_parameters(self.optimizers[name]))
+        self.apply_gradients(name)
+
+    def apply_gradients(self, name: str) -> None:
+        """Step optimiser ``name`` on the gradients in its parameters' ``.grad``, then clear them (after the
+        step rather than before the backward: that order stays inside one captured graph)."""
         opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=inputs)
         opt.step()
+        for p in _parameters(opt):
+            p.grad = None
 
     def enable_compile(self, **options: Any) -> None:
+        """torch.compile each captured region (``options`` go to torch.compile: mode="reduce-overhead" adds
+        CUDA graphs on a GPU). Dynamo traces backward and autograd.grad inside the graph only with
+        ``trace_autograd_ops``, a process-wide switch this turns on."""
+        torch._dynamo.config.trace_autograd_ops = True
         for name in self.compiled_methods:
             setattr(self, name, torch.compile(getattr(self, name), **options))
 
@@ -125,6 +162,47 @@ class _DeterministicAct(nn.Module):
         return self.agent.act(obs, deterministic=True)
 
 
-def adam(module: nn.Module, lr: float, **kwargs: Any) -> torch.optim.Adam:
-    """Adam with the fused kernel (one kernel for all parameters, on CPU and CUDA)."""
-    return torch.optim.Adam(module.parameters(), lr=lr, fused=True, **kwargs)
+def _parameters(opt: torch.optim.Optimizer) -> list[Tensor]:
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
+class Adam(torch.optim.Adam):
+    """torch's Adam (the same state, state_dict and fused kernel) with a ``step`` that torch.compile
+    captures inside a larger graph: torch wraps ``Optimizer.step`` in deliberate graph breaks
+    (pytorch/pytorch#104053) and initialises state lazily, which breaks the graph again after a traced
+    backward; this one initialises its state at construction and calls the functional ``adam`` directly.
+    ``decoupled_weight_decay=True`` makes it AdamW."""
+
+    def __init__(self, params: Any, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        for group in self.param_groups:  # torch's own state initialisation, run once here on zero gradients
+            for p in group["params"]:
+                p.grad = torch.zeros_like(p)
+            self._init_group(group, [], [], [], [], [], [])
+            for p in group["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:  # type: ignore[override]  # no closure
+        compiling = torch.compiler.is_compiling()  # dynamo does not trace the fused kernel: the same
+        # arithmetic as foreach ops, which inductor fuses itself
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            states = [self.state[p] for p in params]
+            beta1, beta2 = group["betas"]
+            functional_adam(
+                params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [], [s["step"] for s in states],
+                amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=group["lr"],
+                weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+                foreach=group["foreach"] or compiling, capturable=group["capturable"],
+                differentiable=group["differentiable"], fused=group["fused"] and not compiling,
+                decoupled_weight_decay=group["decoupled_weight_decay"])
+
+
+def adam(params: nn.Module | list[Tensor], lr: float | Tensor, **kwargs: Any) -> Adam:
+    """Adam with the fused kernel (one kernel for all parameters, on CPU and CUDA), capturable inside a
+    compiled update (and, on a GPU, inside a CUDA graph: capturable state). A tensor ``lr`` can change
+    (``fill_``) without recompiling."""
+    params = list(params.parameters() if isinstance(params, nn.Module) else params)
+    return Adam(params, lr=lr, fused=True, capturable=params[0].is_cuda, **kwargs)

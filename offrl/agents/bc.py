@@ -24,14 +24,12 @@ class BCConfig(AgentConfig):
 
 class BC(Agent):
     config_class = BCConfig
-    compiled_methods = ("update",)
-
     def __init__(self, cfg: BCConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
         self.optimizers = {"actor": adam(self.actor, cfg.lr)}
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
+    def iteration(self, batch: Batch) -> dict[str, Tensor]:
         loss = F.mse_loss(self.actor(batch.obs), batch.actions)
         self.optimize("actor", loss)
         return {"bc_loss": loss.detach()}

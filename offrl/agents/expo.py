@@ -198,7 +198,7 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 
 class EXPO(Agent):
     config_class = EXPOConfig
-    compiled_methods = ("critic_step", "base_step", "edit_step")
+    compiled_methods = ("iteration", "critic_step", "policy_step", "base_step")
 
     def __init__(self, cfg: EXPOConfig, obs_dim: int, act_dim: int) -> None:
         check_config(cfg)
@@ -221,13 +221,13 @@ class EXPO(Agent):
         self.log_edit_scale = math.log(cfg.edit_scale)
         self.optimizers = {
             "critic": adam(self.critic, cfg.critic_lr),
-            "edit": adam(self.edit_actor, cfg.edit_lr),
-            "base": torch.optim.AdamW(self.denoiser.parameters(), lr=cfg.base_lr, weight_decay=cfg.base_weight_decay,
-                                      fused=True),
-            "alpha": torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr, fused=True),
+            # tensor lrs: the cosine schedules change them in place, outside the captured regions
+            "edit": adam(self.edit_actor, torch.tensor(cfg.edit_lr)),
+            "base": adam(self.denoiser, torch.tensor(cfg.base_lr), weight_decay=cfg.base_weight_decay,
+                         decoupled_weight_decay=True),  # AdamW
+            "alpha": adam([self.log_alpha], cfg.temp_lr),
         }
-        self.base_steps = 0  # optimiser steps of the base and edit policies (their cosine schedules)
-        self.edit_steps = 0
+        self.pretrain_steps = 0  # base-policy steps of offline pre-training (its cosine schedule continues online)
         self.act_metrics: dict[str, Tensor] = {}  # diagnostics of the last act() call, logged with the next update
 
     # ------------------------------------------------------------------ the on-the-fly policy
@@ -288,36 +288,34 @@ class EXPO(Agent):
     def critic_update(self, batch: Batch) -> dict[str, Tensor]:
         return self.critic_step(batch)
 
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        return {**super().update(batch), **self.act_metrics}
+
     def policy_update(self, batch: Batch) -> dict[str, Tensor]:
         """One base (diffusion) update + EMA, one edit-policy update, one temperature update."""
-        metrics = self.base_update(batch)
-        metrics.update(self.edit_update(batch))
-        metrics.update(self.act_metrics)
-        self.num_updates += 1
-        return metrics
+        return {**super().policy_update(batch), **self.act_metrics}
 
     def pretrain_update(self, batch: Batch) -> dict[str, Tensor]:
         """Offline pre-training trains the base policy only (card C.7: pretrain_q = pretrain_edit = False)."""
         rows = self.cfg.pretrain_batch_size
         if rows is not None and rows < len(batch.obs):
             batch = Batch(*(x[-rows:] for x in batch))
-        return self.base_update(batch)
-
-    def base_update(self, batch: Batch) -> dict[str, Tensor]:
-        cfg = self.cfg
-        for group in self.optimizers["base"].param_groups:
-            group["lr"] = cosine_lr(cfg.base_lr, self.base_steps, cfg.decay_steps)
+        self.before_update()
         metrics = self.base_step(batch)
-        self.base_steps += 1
+        self.pretrain_steps += 1
         return metrics
 
-    def edit_update(self, batch: Batch) -> dict[str, Tensor]:
+    def before_update(self) -> None:
+        """The cosine decays of the base and edit policies' lrs, each by its own optimiser step count."""
         cfg = self.cfg
-        for group in self.optimizers["edit"].param_groups:
-            group["lr"] = cosine_lr(cfg.edit_lr, self.edit_steps, cfg.decay_steps)
-        metrics = self.edit_step(batch)
+        base_steps = self.pretrain_steps + self.num_updates
+        self.optimizers["base"].param_groups[0]["lr"].fill_(cosine_lr(cfg.base_lr, base_steps, cfg.decay_steps))
+        self.optimizers["edit"].param_groups[0]["lr"].fill_(cosine_lr(cfg.edit_lr, self.num_updates, cfg.decay_steps))
+
+    def policy_step(self, batch: Batch) -> dict[str, Tensor]:
+        metrics = self.base_step(batch)
+        metrics.update(self.edit_step(batch))
         metrics.update(self.temperature_step(metrics["edit_entropy"]))
-        self.edit_steps += 1
         return metrics
 
     def critic_step(self, batch: Batch) -> dict[str, Tensor]:
@@ -328,7 +326,7 @@ class EXPO(Agent):
             y = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q
         q = self.critic(batch.obs, batch.actions)  # (K, B)
         critic_loss = (q - y).pow(2).mean()
-        self.optimize("critic", critic_loss, inputs=list(self.critic.parameters()))
+        self.optimize("critic", critic_loss)
         polyak_update(self.critic_target, self.critic, cfg.tau)
         q = q.detach()
         return {"critic_loss": critic_loss.detach(), "q_data": q.mean(), "target_q": y.mean(),
@@ -337,7 +335,7 @@ class EXPO(Agent):
 
     def base_step(self, batch: Batch) -> dict[str, Tensor]:
         loss = ddpm_loss(self.denoiser, self.schedule, batch.actions, cond=batch.obs)
-        self.optimize("base", loss, inputs=list(self.denoiser.parameters()))
+        self.optimize("base", loss)
         polyak_update(self.denoiser_ema, self.denoiser, self.cfg.ema_rate)
         return {"base_loss": loss.detach()}
 
@@ -346,13 +344,13 @@ class EXPO(Agent):
         edited, log_p = self.edit(batch.obs, batch.actions)  # the stored actions, not base samples (card C.7)
         q = self.critic(batch.obs, edited).mean(dim=0)  # mean over the whole ensemble
         edit_loss = (alpha * log_p - q).mean()
-        self.optimize("edit", edit_loss, inputs=list(self.edit_actor.parameters()))
+        self.optimize("edit", edit_loss)
         return {"edit_loss": edit_loss.detach(), "edit_q": q.mean().detach(), "edit_entropy": -log_p.mean().detach(),
                 "edit_magnitude": (edited - batch.actions).abs().mean().detach()}
 
     def temperature_step(self, entropy: Tensor) -> dict[str, Tensor]:
         alpha_loss = self.log_alpha.exp() * (entropy.detach() - self.target_entropy)
-        self.optimize("alpha", alpha_loss, inputs=[self.log_alpha])
+        self.optimize("alpha", alpha_loss)
         return {"alpha": self.log_alpha.exp().detach(), "alpha_loss": alpha_loss.detach()}
 
     # ------------------------------------------------------------------ interface parts EXPO does not have
@@ -366,8 +364,8 @@ class EXPO(Agent):
 
     # ------------------------------------------------------------------ checkpoint state
     def get_extra_state(self) -> dict:
-        return {**super().get_extra_state(), "base_steps": self.base_steps, "edit_steps": self.edit_steps}
+        return {**super().get_extra_state(), "pretrain_steps": self.pretrain_steps}
 
     def set_extra_state(self, state: dict) -> None:
         super().set_extra_state(state)
-        self.base_steps, self.edit_steps = state["base_steps"], state["edit_steps"]
+        self.pretrain_steps = state["pretrain_steps"]

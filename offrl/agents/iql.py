@@ -75,8 +75,6 @@ def evaluation_mode(module: nn.Module) -> Iterator[None]:
 
 class IQL(Agent):
     config_class = IQLConfig
-    compiled_methods = ("value_step", "actor_step", "critic_step")
-
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int) -> None:
         if cfg.policy not in POLICIES:
             raise ConfigError(f"agent.policy='{cfg.policy}' is unknown; expected one of {list(POLICIES)}")
@@ -97,14 +95,15 @@ class IQL(Agent):
         self.optimizers = {"value": adam(self.value, cfg.value_lr), "actor": adam(self.actor, actor_lr),
                            "critic": adam(self.critic, cfg.critic_lr)}
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
+    def before_update(self) -> None:
         if self.cfg.actor_lr_schedule_steps is not None:
             lr = cosine_lr(self.cfg.actor_lr, self.num_updates, self.cfg.actor_lr_schedule_steps)
             self.optimizers["actor"].param_groups[0]["lr"].fill_(lr)
+
+    def iteration(self, batch: Batch) -> dict[str, Tensor]:
         metrics, target_q = self.value_step(batch)
         metrics.update(self.actor_step(batch, target_q))
         metrics.update(self.critic_step(batch))
-        self.num_updates += 1
         return metrics
 
     def value_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:

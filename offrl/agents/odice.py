@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from offrl.agents.base import Agent, AgentConfig
+from offrl.agents.base import Agent, AgentConfig, adam
 from offrl.data.store import Batch
 from offrl.errors import ConfigError
 from offrl.nets import EnsembleMLP, GaussianActor, frozen_copy, polyak_update
@@ -88,8 +88,6 @@ def combine_gradients(g_v: list[Tensor], g_f: list[Tensor], g_b: list[Tensor] | 
 
 class ODICE(Agent):
     config_class = ODICEConfig
-    compiled_methods = ("value_step", "policy_step")
-
     def __init__(self, cfg: ODICEConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
         choices = (("update_mode", cfg.update_mode, MODES), ("divergence", cfg.divergence, DIVERGENCES),
@@ -102,15 +100,13 @@ class ODICE(Agent):
         self.value_target = frozen_copy(self.value)
         self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden_dims)
         self.optimizers = {
-            "value": torch.optim.Adam(self.value.parameters(), lr=cfg.value_lr, fused=True),
-            "actor": torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay,
-                                      fused=True),
+            "value": adam(self.value, cfg.value_lr),
+            "actor": adam(self.actor, cfg.actor_lr, weight_decay=cfg.actor_weight_decay),
         }
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
+    def iteration(self, batch: Batch) -> dict[str, Tensor]:
         metrics, forward_residual = self.value_step(batch)
-        metrics.update(self.policy_step(batch, forward_residual))
-        self.num_updates += 1
+        metrics.update(self.actor_step(batch, forward_residual))
         return metrics
 
     def residuals(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
@@ -137,7 +133,7 @@ class ODICE(Agent):
         g_b = torch.autograd.grad(loss_b, params) if cfg.update_mode != "semi" else None
         for p, g in zip(params, combine_gradients(g_v, g_f, g_b, cfg.update_mode)):
             p.grad = g
-        self.optimizers["value"].step()
+        self.apply_gradients("value")
         polyak_update(self.value_target, self.value, cfg.tau)
         metrics = {"value_loss": (loss_v + loss_f + loss_b).detach(), "v": v.mean().detach(),
                    "forward_residual": forward.mean().detach()}
@@ -145,7 +141,7 @@ class ODICE(Agent):
             metrics["gradient_cosine"] = dot(g_f, g_b) / (torch.sqrt(dot(g_f, g_f) * dot(g_b, g_b)) + 1e-12)
         return metrics, forward.detach()
 
-    def policy_step(self, batch: Batch, forward_residual: Tensor) -> dict[str, Tensor]:
+    def actor_step(self, batch: Batch, forward_residual: Tensor) -> dict[str, Tensor]:
         weight = policy_weights(forward_residual, self.cfg).mean(dim=0)  # heads' weights averaged
         loss = (weight * -self.actor.log_prob(batch.obs, batch.actions)).mean()
         self.optimize("actor", loss)

@@ -55,7 +55,7 @@ class PMOE(SAC):
         """The mixture density log sum_k w_k(s) pi_k(a|s) (actions clamped inside (-1, 1) as for SAC)."""
         return self.actor.mixture_log_prob(obs, actions)
 
-    def actor_step(self, batch: Batch) -> dict[str, Tensor]:
+    def policy_step(self, batch: Batch) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
         actions, log_probs, weights = self.actor.components(batch.obs)  # (B, K, A), (B, K), (B, K)
         batch_size, k, act_dim = actions.shape
@@ -78,7 +78,7 @@ class PMOE(SAC):
             value = q[rows, chosen] - alpha * used_log_prob
             advantage = (value - value.mean()).detach()
             policy_loss = -value.mean() - (advantage * weights[rows, chosen].clamp_min(1e-8).log()).mean()
-        self.optimize("actor", policy_loss, inputs=list(self.actor.parameters()))
+        self.optimize("actor", policy_loss)
         alpha_loss = -(self.log_alpha * (used_log_prob.detach() + self.target_entropy)).mean()
         self.optimize("alpha", alpha_loss)
         metrics = {"actor_loss": policy_loss.detach(), "alpha": alpha, "alpha_loss": alpha_loss.detach(),

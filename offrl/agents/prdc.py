@@ -36,15 +36,21 @@ class PRDC(TD3BC):
         self.search = NearestNeighbors(torch.cat([self.cfg.beta * store.obs[:n], self.search_actions], dim=1),
                                        self.cfg.neighbor_backend)
 
-    def bc_target(self, batch: Batch, pi: Tensor) -> Tensor:
-        key = torch.cat([self.cfg.beta * batch.obs, pi.detach()], dim=1)
+    def bc_target(self, batch: Batch) -> Tensor:
+        """Computed before this iteration's critic step, which does not change pi."""
+        with torch.no_grad():
+            return self.nearest_action(batch, self.actor(batch.obs))
+
+    def nearest_action(self, batch: Batch, pi: Tensor) -> Tensor:
+        """a^: the action of the dataset transition nearest to (beta s, pi(s)) (exact search, on the host
+        for the KD-tree)."""
+        key = torch.cat([self.cfg.beta * batch.obs, pi], dim=1)
         index = self.search.query(key)
         target = self.search_actions[index]
         self.last_search = {"neighbor_distance": (key - self.search.points[index]).norm(dim=1).mean(),
                             "neighbor_action_gap": (batch.actions - target).norm(dim=1).mean()}
         return target
 
-    def actor_step(self, batch: Batch) -> dict[str, Tensor]:
-        metrics = super().actor_step(batch)
-        metrics.update(self.last_search)
-        return metrics
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        self.last_search: dict[str, Tensor] = {}
+        return {**super().update(batch), **self.last_search}

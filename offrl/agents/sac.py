@@ -36,7 +36,7 @@ class SACConfig(AgentConfig):
 
 class SAC(Agent):
     config_class = SACConfig
-    compiled_methods = ("critic_step", "actor_step")
+    compiled_methods = ("iteration", "critic_step", "policy_step")
 
     def __init__(self, cfg: SACConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
@@ -48,20 +48,12 @@ class SAC(Agent):
         self.optimizers = {
             "actor": adam(self.actor, cfg.actor_lr),
             "critic": adam(self.critic, cfg.critic_lr),
-            "alpha": torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True),
+            "alpha": adam([self.log_alpha], cfg.alpha_lr),
         }
 
     def make_actor(self, obs_dim: int, act_dim: int) -> nn.Module:
         """The policy: forward(obs) -> (reparameterised action, log-density), mode(obs) -> action."""
         return TanhGaussianActor(obs_dim, act_dim, self.cfg.hidden_dims)
-
-    def critic_update(self, batch: Batch) -> dict[str, Tensor]:
-        return self.critic_step(batch)
-
-    def policy_update(self, batch: Batch) -> dict[str, Tensor]:
-        metrics = self.actor_step(batch)
-        self.num_updates += 1
-        return metrics
 
     def critic_step(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.cfg
@@ -76,12 +68,12 @@ class SAC(Agent):
         polyak_update(self.critic_target, self.critic, cfg.tau)
         return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
 
-    def actor_step(self, batch: Batch) -> dict[str, Tensor]:
+    def policy_step(self, batch: Batch) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
         actions, log_prob = self.actor(batch.obs)
         q = self.critic(batch.obs, actions).min(dim=0).values
         actor_loss = (alpha * log_prob - q).mean()
-        self.optimize("actor", actor_loss, inputs=list(self.actor.parameters()))
+        self.optimize("actor", actor_loss)
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self.optimize("alpha", alpha_loss)
         return {"actor_loss": actor_loss.detach(), "alpha": alpha, "alpha_loss": alpha_loss.detach(),

@@ -39,7 +39,6 @@ class TD3BCConfig(AgentConfig):
 
 class TD3BC(Agent):
     config_class = TD3BCConfig
-    compiled_methods = ("critic_step", "actor_step")
 
     def __init__(self, cfg: TD3BCConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
@@ -50,39 +49,50 @@ class TD3BC(Agent):
         self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr)}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        metrics, _, _ = self.critic_step(batch)
         self.num_updates += 1
-        if self.num_updates % self.cfg.policy_freq == 0:
-            metrics.update(self.actor_step(batch))
+        if self.num_updates % self.cfg.policy_freq:
+            return self.iteration(batch, None)
+        return self.iteration(batch, self.bc_target(batch))
+
+    def iteration(self, batch: Batch, bc_target: Tensor | None) -> dict[str, Tensor]:
+        """The captured update: the critic step and, given the BC target (every policy_freq-th iteration),
+        the actor step and the target updates."""
+        _, y = self.td_target(batch)
+        metrics = self.critic_step(batch, y)
+        if bc_target is not None:
+            metrics.update(self.actor_step(batch, bc_target))
         return metrics
 
-    def critic_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """The TD3 critic step; also returns the smoothed target actions a' and the targets y."""
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The smoothed target actions a' and the TD targets y."""
         cfg = self.cfg
-        with torch.no_grad():
-            noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
-            next_actions = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
-            target_q = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
-            y = batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
+        noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+        next_actions = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
+        target_q = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
+        return next_actions, batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
+
+    def critic_step(self, batch: Batch, y: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
         q = self.critic(batch.obs, batch.actions)  # (2, B)
         critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(dim=1).sum()
         self.optimize("critic", critic_loss)
-        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}, next_actions, y
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
 
-    def actor_step(self, batch: Batch) -> dict[str, Tensor]:
+    def actor_step(self, batch: Batch, bc_target: Tensor) -> dict[str, Tensor]:
         pi = self.actor(batch.obs)
         q1 = self.critic(batch.obs, pi, members=slice(0, 1))[0]
         lmbda = self.cfg.alpha / q1.abs().mean().detach()
-        bc_loss = F.mse_loss(pi, self.bc_target(batch, pi))
+        bc_loss = F.mse_loss(pi, bc_target)
         actor_loss = -lmbda * q1.mean() + bc_loss
-        self.optimize("actor", actor_loss, inputs=list(self.actor.parameters()))  # no critic weight gradients
+        self.optimize("actor", actor_loss)  # gradients reach the actor only, not the critic's weights
         polyak_update(self.critic_target, self.critic, self.cfg.tau)
         polyak_update(self.actor_target, self.actor, self.cfg.tau)
         return {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss.detach(), "lambda": lmbda,
                 "q_policy": q1.mean().detach()}
 
-    def bc_target(self, batch: Batch, pi: Tensor) -> Tensor:
-        """The action the BC term pulls pi(s) toward: TD3+BC uses the dataset action."""
+    def bc_target(self, batch: Batch) -> Tensor:
+        """The actions the BC term pulls pi(s) toward, computed outside the captured region (PRDC searches
+        on the host): TD3+BC uses the dataset actions."""
         return batch.actions
 
     @torch.no_grad()
