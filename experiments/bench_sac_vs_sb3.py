@@ -3,16 +3,22 @@
 one update per env step), same thread count, timed over the same window after the warm-up.
 
     python experiments/bench_sac_vs_sb3.py --steps 3000 [--warmup 1000] [--threads 2] [--device cuda]
+        [--compile] [--sbx-python VENV/bin/python]
 
-Needs stable-baselines3 (pip install -e '.[bench]'). Prints speedup_vs_sb3=<ratio> last and writes
-experiments/results/sac_vs_sb3_speed.{json,md}.
+Needs stable-baselines3 (pip install -e '.[bench]'). ``--compile`` adds offrl with compile=true (one
+graph per update part); ``--sbx-python`` adds SBX (sbx-rl, JAX) run by experiments/sbx_worker.py in its own
+venv (python -m venv V && V/bin/pip install sbx-rl 'gymnasium[mujoco]' 'mujoco<3.12'). The ratios use
+offrl's faster configuration. Prints speedup_vs_sb3=<ratio> last (and speedup_vs_sbx=<ratio> with SBX)
+and writes experiments/results/sac_vs_sb3_speed.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +52,15 @@ def bench_sb3(env_id: str, steps: int, warmup: int, seed: int, device: str) -> d
     return {"env_steps_per_s": (steps - warmup) / window, "window_s": window}
 
 
+def bench_sbx(python: str, env_id: str, steps: int, warmup: int, seed: int, threads: int) -> dict:
+    env = dict(os.environ)
+    if threads == 1:  # XLA's CPU thread pool, the counterpart of torch's threads
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    out = subprocess.run([python, str(HERE / "sbx_worker.py"), env_id, str(steps), str(warmup), str(seed)],
+                         capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def bench_offrl(env_id: str, steps: int, warmup: int, seed: int, device: str, compile_: bool) -> dict:
     from offrl.run import train
 
@@ -65,33 +80,44 @@ def main() -> None:
     parser.add_argument("--env", default="Hopper-v5")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda, for both contenders")
-    parser.add_argument("--compile", action="store_true", help="torch.compile offrl's update")
+    parser.add_argument("--compile", action="store_true", help="also offrl with torch.compile (compile=true)")
+    parser.add_argument("--sbx-python", help="the python of a venv with sbx-rl: adds SBX")
     parser.add_argument("--out", default=str(HERE / "results" / "sac_vs_sb3_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = {"offrl": bench_offrl(args.env, args.steps, args.warmup, args.seed, args.device, args.compile),
-               "sb3": bench_sb3(args.env, args.steps, args.warmup, args.seed, args.device)}
+    results = {"offrl": bench_offrl(args.env, args.steps, args.warmup, args.seed, args.device, False)}
+    if args.compile:
+        results["offrl compile=true"] = bench_offrl(args.env, args.steps, args.warmup, args.seed, args.device, True)
+    results["sb3"] = bench_sb3(args.env, args.steps, args.warmup, args.seed, args.device)
+    if args.sbx_python:
+        results["sbx"] = bench_sbx(args.sbx_python, args.env, args.steps, args.warmup, args.seed, args.threads)
     import stable_baselines3
 
-    speedup = results["offrl"]["env_steps_per_s"] / results["sb3"]["env_steps_per_s"]
+    best = max((k for k in results if k.startswith("offrl")), key=lambda k: results[k]["env_steps_per_s"])
+    speedup = results[best]["env_steps_per_s"] / results["sb3"]["env_steps_per_s"]
     record = {
         "command": "python experiments/bench_sac_vs_sb3.py " + " ".join(sys.argv[1:]),
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {args.threads} torch threads, {args.device}, torch {torch.__version__}, "
                    f"stable-baselines3 {stable_baselines3.__version__}",
         "env": args.env, "steps": args.steps, "warmup": args.warmup, "results": results,
-        "speedup_vs_sb3": speedup,
+        "speedup_vs_sb3": speedup, "offrl_used_for_ratios": best,
     }
+    ratios = [f"speedup_vs_sb3={speedup:.2f}"]
+    if "sbx" in results:
+        record["speedup_vs_sbx"] = results[best]["env_steps_per_s"] / results["sbx"]["env_steps_per_s"]
+        record["machine"] += f", {results['sbx']['version']}"
+        ratios.append(f"speedup_vs_sbx={record['speedup_vs_sbx']:.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(record, indent=2))
     table = [f"# SAC env steps/s on {args.env} ({record['date']})", "", f"Command: `{record['command']}`", "",
              f"Machine: {record['machine']}", "", "| implementation | env steps/s |", "|---|---:|",
              *(f"| {k} | {v['env_steps_per_s']:.1f} |" for k, v in results.items()), "",
-             f"speedup_vs_sb3 = {speedup:.2f}"]
+             f"Ratios of `{best}`: " + ", ".join(ratios)]
     out.with_suffix(".md").write_text("\n".join(table) + "\n")
     print("\n".join(table[:-1]))
-    print(f"speedup_vs_sb3={speedup:.2f}")
+    print("\n".join(ratios))
 
 
 if __name__ == "__main__":
