@@ -98,6 +98,25 @@ def success_table(report: dict, tq: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def synthetic_table(report: dict, tq: dict[str, float]) -> str:
+    """| agent | real data | + unguided synthetic | + policy-guided synthetic |: final normalized score, mean +- std
+    over seeds (n), from the labels of ``--by synthetic.model,synthetic.guidance_coef``."""
+    cells: dict[tuple[str, str], str] = {}
+    for g in report["groups"]:
+        agent, values = g["agent"].rstrip("]").split("[")
+        model, coef = values.split(",")
+        column = "real" if model == "?" else "unguided" if float(coef) == 0 else f"guided ({float(coef):g})"
+        cells[(agent, column)] = f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})" if g["n"] else ""
+    columns = ["real", "unguided"] + sorted({c for _, c in cells} - {"real", "unguided"})
+    agents = sorted({a for a, _ in cells}, key=list(NAMES).index)
+    dataset = ", ".join(report["datasets"])
+    lines = [f"| agent ({dataset}, normalized score) | " + " | ".join(
+        {"real": "real data only", "unguided": "+ unguided synthetic"}.get(c, f"+ {c} synthetic") for c in columns)
+        + " |", "|---|" + "---:|" * len(columns)]
+    lines += [f"| {NAMES.get(a, a)} | " + " | ".join(cells.get((a, c), "") for c in columns) + " |" for a in agents]
+    return "\n".join(lines)
+
+
 # experiment -> run directories under --runs, offrl report options, README table (None: report only)
 EXPERIMENTS = {
     "offline_table": (["offline_table", "odice_table", "offline_table_walker2d"],
@@ -109,6 +128,9 @@ EXPERIMENTS = {
     # the robotics runs of 2026-12-02 (commands in experiments/robotics.sh)
     "robotics": (["gc_pointmaze", "cube_single"], ["--metric", "success_rate"], success_table),
     "iql_check": (["iql_check"], ["--metric", "normalized_score"], None),
+    # real vs unguided vs policy-guided synthetic data (experiments/pgd_agents.sh)
+    "pgd": (["pgd_agents"], ["--metric", "normalized_score", "--by", "synthetic.model,synthetic.guidance_coef"],
+            synthetic_table),
 }
 
 

@@ -446,8 +446,9 @@ def _agent_key(label: str) -> tuple[int, str]:
 def _label(run: Run, by: str | None) -> str:
     if not by:
         return run.agent
-    value = _config_get(run.config, by)
-    return f"{run.agent}[{'?' if value is None else value}]"
+    values = [_config_get(run.config, key) for key in by.split(",")]
+    shown = ["?" if v is None else Path(v).name if isinstance(v, str) and "/" in v else str(v) for v in values]
+    return f"{run.agent}[{','.join(shown)}]"  # a path (synthetic.model) by its last part
 
 
 def choose_metric(runs: list[Run], metric: str) -> str:
@@ -1030,7 +1031,7 @@ def parser() -> argparse.ArgumentParser:
                    help="score of each run (default auto: normalized_score where every run has reference returns, "
                         "else return_mean)")
     p.add_argument("--reps", type=_reps, default=2000, help="bootstrap replications (default 2000)")
-    p.add_argument("--by", help="split each agent by a dotted config key, e.g. agent.update_mode")
+    p.add_argument("--by", help="split each agent by dotted config keys (comma-separated), e.g. agent.update_mode")
     p.add_argument("--agents", type=_names, help="only these agents (comma-separated; labels with --by)")
     p.add_argument("--datasets", type=_names, help="only these datasets (comma-separated)")
     p.add_argument("--include-in-progress", action="store_true",
