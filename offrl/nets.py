@@ -27,10 +27,24 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+class SeedLinear(nn.Module):
+    """One ``nn.Linear`` per seed, stacked on a leading seed axis: (K, B, in) -> (K, B, out) as one batched
+    matmul (``offrl.seeds.stack_agents`` builds it from K trained or freshly initialised layers)."""
+
+    def __init__(self, layers: Sequence[nn.Linear]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach().T for layer in layers]).contiguous())
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach()[None] for layer in layers]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
 class EnsembleLinear(nn.Module):
     """``n`` independent linear layers evaluated as one batched matmul: (n, B, in) -> (n, B, out).
 
-    Each member is initialised like ``nn.Linear`` (uniform in +-1/sqrt(in)).
+    Each member is initialised like ``nn.Linear`` (uniform in +-1/sqrt(in)). With a seed axis (weights
+    (K, n, in, out), ``offrl.seeds.stack_agents``): (K, n, B, in) -> (K, n, B, out).
     """
 
     def __init__(self, n: int, in_dim: int, out_dim: int) -> None:
@@ -41,7 +55,9 @@ class EnsembleLinear(nn.Module):
 
     def forward(self, x: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
         """``members`` selects a subset of the ensemble: a slice, or a tensor of member indices."""
-        return torch.baddbmm(self.bias[members], x, self.weight[members])
+        if self.weight.dim() == 3:
+            return torch.baddbmm(self.bias[members], x, self.weight[members])
+        return torch.matmul(x, self.weight[:, members]) + self.bias[:, members]  # a seed axis in front
 
 
 class EnsembleMLP(nn.Module):
@@ -60,20 +76,25 @@ class EnsembleMLP(nn.Module):
     def forward(self, x: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
         """``members`` evaluates a subset of the ensemble only: a slice, or a tensor of member indices
         (e.g. a random subset for REDQ-style targets, drawn on the device)."""
-        if x.dim() == 2:  # the same batch for every member
+        seeded = self.layers[0].weight.dim() == 4  # a seed axis in front of the members (offrl.seeds)
+        if x.dim() == (3 if seeded else 2):  # the same batch for every member
             count = members.numel() if isinstance(members, Tensor) else len(range(self.n)[members])
-            x = x.unsqueeze(0).expand(count, *x.shape)
+            x = x.unsqueeze(-3).expand(*x.shape[:-2], count, *x.shape[-2:])
         for i, layer in enumerate(self.layers):
             x = layer(x, members)
             if i < len(self.layers) - 1:
                 if self.norm_weights is not None:
-                    x = F.layer_norm(x, x.shape[-1:]) * self.norm_weights[i][members] + self.norm_biases[i][members]
+                    weight, bias = self.norm_weights[i], self.norm_biases[i]
+                    members_of = (slice(None), members) if seeded else members
+                    weight, bias = weight[members_of], bias[members_of]
+                    x = F.layer_norm(x, x.shape[-1:]) * weight + bias
                 x = torch.relu(x)
         return x
 
 
 class EnsembleCritic(nn.Module):
-    """``n`` Q-functions Q_j(s, a) as one module with a leading ensemble dimension: returns (n, B).
+    """``n`` Q-functions Q_j(s, a) as one module with a leading ensemble dimension: returns (n, B)
+    ((K, n, B) with a seed axis).
 
     ``members`` evaluates a subset only (e.g. ``slice(0, 1)`` for TD3's Q1 in the actor loss, or a tensor
     of member indices) without computing the others; ``layer_norm`` puts a per-member LayerNorm after

@@ -97,7 +97,7 @@ def test_td3bc_critic_target_uses_min_of_twin_targets_and_terminal_mask():
         y = batch.rewards + 0.5 * (1 - batch.dones) * next_q
         q = agent.critic(batch.obs, batch.actions)
         expected = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
-    _, target = agent.td_target(batch)
+    _, target = agent.td_target(batch, torch.zeros_like(batch.actions))
     metrics = agent.critic_step(batch, target)
     torch.testing.assert_close(metrics["critic_loss"], expected)
     torch.testing.assert_close(target, y)

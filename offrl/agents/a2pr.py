@@ -54,6 +54,7 @@ def advantage_target(q_vae: Tensor, q_data: Tensor, v: Tensor, vae_action: Tenso
 
 class A2PR(TD3BC):
     config_class = A2PRConfig
+    seed_axis = False  # not yet written for a seed axis
 
     def __init__(self, cfg: A2PRConfig, obs_dim: int, act_dim: int) -> None:
         super(TD3BC, self).__init__(cfg, obs_dim, act_dim)
@@ -66,8 +67,8 @@ class A2PR(TD3BC):
         self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr),
                            "value": adam(self.value, cfg.value_lr), "vae": adam(self.vae, cfg.vae_lr)}
 
-    def iteration(self, batch: Batch, bc_target: Tensor | None) -> dict[str, Tensor]:
-        next_actions, y = self.td_target(batch)
+    def iteration(self, batch: Batch, noise: Tensor, bc_target: Tensor | None) -> dict[str, Tensor]:
+        next_actions, y = self.td_target(batch, noise)
         metrics = self.critic_step(batch, y)
         v = self.value(batch.obs).squeeze(-1)
         metrics.update(self.value_step(batch, next_actions, y, v))

@@ -36,6 +36,9 @@ class Agent(nn.Module):
     # std of the Gaussian that ``log_prob`` puts around a deterministic actor's action (PGD's
     # det_guidance, card C.8: a unit Gaussian); an instance may set its own.
     log_prob_std: float = 1.0
+    # True: the update is written for a leading seed axis (losses reduced over the trailing batch dims
+    # only, noise from noise_like), so offrl.seeds.stack_agents can train K seeds in one process.
+    seed_axis: ClassVar[bool] = False
 
     def __init__(self, cfg: AgentConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__()
@@ -43,6 +46,10 @@ class Agent(nn.Module):
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.num_updates = 0  # python-side counter (saved through get_extra_state)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.num_seeds: int | None = None  # K with a leading seed axis (offrl.seeds), None for one agent
+        # the agent's own noise stream(s), seeded from the global generator at construction (one per seed)
+        self.noise_seeds = [int(torch.randint(2**62, (), device="cpu"))]
+        self._noise: list[torch.Generator] | None = None
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One training iteration on ``batch``; returns detached scalar tensors (no host sync).
@@ -116,9 +123,23 @@ class Agent(nn.Module):
         """Called once before training with the (normalised) offline data, for agents whose update
         needs the whole dataset (e.g. PRDC's nearest-neighbour search). Default: nothing."""
 
+    def noise_like(self, x: Tensor) -> Tensor:
+        """Standard normal noise shaped like ``x`` from the agent's own stream, one stream per seed with a
+        seed axis (so seed k draws what it would draw alone). Drawn outside the captured region."""
+        if self._noise is None:
+            self._noise = [torch.Generator(x.device).manual_seed(s) for s in self.noise_seeds]
+        if self.num_seeds is None:
+            return torch.randn(x.shape, generator=self._noise[0], device=x.device, dtype=x.dtype)
+        return torch.stack([torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype)
+                            for g in self._noise])
+
+    def reset_noise(self) -> None:
+        self._noise = None
+
     def optimize(self, name: str, loss: Tensor) -> None:
-        """One step of optimiser ``name`` on ``loss``: gradients reach only that optimiser's parameters."""
-        loss.backward(inputs=_parameters(self.optimizers[name]))
+        """One step of optimiser ``name`` on ``loss``: gradients reach only that optimiser's parameters.
+        With a seed axis ``loss`` holds one loss per seed; their sum has each seed's gradient."""
+        loss.sum().backward(inputs=_parameters(self.optimizers[name]))
         self.apply_gradients(name)
 
     def apply_gradients(self, name: str) -> None:
@@ -138,10 +159,18 @@ class Agent(nn.Module):
             setattr(self, name, torch.compile(getattr(self, name), **options))
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"num_updates": self.num_updates}
+        return {"num_updates": self.num_updates, "noise_seeds": self.noise_seeds,
+                "noise_states": None if self._noise is None else [g.get_state() for g in self._noise]}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.num_updates = state["num_updates"]
+        self.noise_seeds = state.get("noise_seeds", self.noise_seeds)
+        self._noise = None
+        if state.get("noise_states") is not None:
+            device = next(self.parameters()).device
+            self._noise = [torch.Generator(device).manual_seed(0) for _ in state["noise_states"]]
+            for g, s in zip(self._noise, state["noise_states"]):
+                g.set_state(s)
 
     def optimizer_state(self) -> dict[str, Any]:
         return {name: opt.state_dict() for name, opt in self.optimizers.items()}

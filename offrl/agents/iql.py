@@ -54,7 +54,7 @@ class IQLConfig(AgentConfig):
 def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
     """E |expectile - 1(diff < 0)| diff^2: positive residuals weigh ``expectile``, negative ones 1 - expectile."""
     weight = torch.where(diff < 0, 1.0 - expectile, expectile)
-    return (weight * diff.pow(2)).mean()
+    return (weight * diff.pow(2)).mean(dim=-1)  # per seed with a seed axis
 
 
 def cosine_lr(base_lr: float, step: int, total: int) -> float:
@@ -75,6 +75,7 @@ def evaluation_mode(module: nn.Module) -> Iterator[None]:
 
 class IQL(Agent):
     config_class = IQLConfig
+    seed_axis = True
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int) -> None:
         if cfg.policy not in POLICIES:
             raise ConfigError(f"agent.policy='{cfg.policy}' is unknown; expected one of {list(POLICIES)}")
@@ -109,11 +110,11 @@ class IQL(Agent):
     def value_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
         """Expectile regression of V(s) on min_j Q_target_j(s, a); also returns that target Q (B,)."""
         with torch.no_grad():
-            target_q = self.critic_target(batch.obs, batch.actions).min(dim=0).values
+            target_q = self.critic_target(batch.obs, batch.actions).min(dim=-2).values
         v = self.value(batch.obs).squeeze(-1)
         value_loss = expectile_loss(target_q - v, self.cfg.expectile)
         self.optimize("value", value_loss)
-        return {"value_loss": value_loss.detach(), "v": v.mean().detach()}, target_q
+        return {"value_loss": value_loss.detach(), "v": v.mean(dim=-1).detach()}, target_q
 
     def actor_step(self, batch: Batch, target_q: Tensor) -> dict[str, Tensor]:
         """Advantage-weighted regression with the advantage min_j Q_target_j(s, a) - V(s) (V as updated)."""
@@ -125,10 +126,11 @@ class IQL(Agent):
             per_sample = -self.actor.log_prob(batch.obs, batch.actions)
         else:
             per_sample = (self.actor(batch.obs) - batch.actions).pow(2).sum(-1)
-        actor_loss = (weight * per_sample).mean()
+        actor_loss = (weight * per_sample).mean(dim=-1)
         self.optimize("actor", actor_loss)
-        return {"actor_loss": actor_loss.detach(), "advantage": advantage.mean(), "awr_weight": weight.mean(),
-                "awr_weight_clipped_fraction": (weight >= cfg.exp_adv_max).float().mean()}
+        return {"actor_loss": actor_loss.detach(), "advantage": advantage.mean(dim=-1),
+                "awr_weight": weight.mean(dim=-1),
+                "awr_weight_clipped_fraction": (weight >= cfg.exp_adv_max).float().mean(dim=-1)}
 
     def critic_step(self, batch: Batch) -> dict[str, Tensor]:
         """TD regression of both Q heads on r + gamma (1 - d) V(s'), then the Polyak target update."""
@@ -137,10 +139,10 @@ class IQL(Agent):
             next_v = self.value(batch.next_obs).squeeze(-1)
             y = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_v
         q = self.critic(batch.obs, batch.actions)  # (2, B)
-        critic_loss = (q - y).pow(2).mean(dim=1).sum()
+        critic_loss = (q - y.unsqueeze(-2)).pow(2).mean(dim=-1).sum(dim=-1)
         self.optimize("critic", critic_loss)
         polyak_update(self.critic_target, self.critic, cfg.tau)
-        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean(dim=(-2, -1)).detach(), "target_q": y.mean(-1)}
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:

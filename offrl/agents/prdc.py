@@ -44,11 +44,11 @@ class PRDC(TD3BC):
     def nearest_action(self, batch: Batch, pi: Tensor) -> Tensor:
         """a^: the action of the dataset transition nearest to (beta s, pi(s)) (exact search, on the host
         for the KD-tree)."""
-        key = torch.cat([self.cfg.beta * batch.obs, pi], dim=1)
-        index = self.search.query(key)
+        key = torch.cat([self.cfg.beta * batch.obs, pi], dim=-1)
+        index = self.search.query(key.reshape(-1, key.shape[-1])).reshape(key.shape[:-1])  # all seeds at once
         target = self.search_actions[index]
-        self.last_search = {"neighbor_distance": (key - self.search.points[index]).norm(dim=1).mean(),
-                            "neighbor_action_gap": (batch.actions - target).norm(dim=1).mean()}
+        self.last_search = {"neighbor_distance": (key - self.search.points[index]).norm(dim=-1).mean(dim=-1),
+                            "neighbor_action_gap": (batch.actions - target).norm(dim=-1).mean(dim=-1)}
         return target
 
     def update(self, batch: Batch) -> dict[str, Tensor]:

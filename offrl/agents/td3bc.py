@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from offrl.agents.base import Agent, AgentConfig, adam
@@ -39,6 +38,7 @@ class TD3BCConfig(AgentConfig):
 
 class TD3BC(Agent):
     config_class = TD3BCConfig
+    seed_axis = True  # losses reduce over the batch dims (-1, -2) only; a leading seed axis stays per seed
 
     def __init__(self, cfg: TD3BCConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
@@ -50,45 +50,47 @@ class TD3BC(Agent):
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         self.num_updates += 1
+        noise = self.noise_like(batch.actions)
         if self.num_updates % self.cfg.policy_freq:
-            return self.iteration(batch, None)
-        return self.iteration(batch, self.bc_target(batch))
+            return self.iteration(batch, noise, None)
+        return self.iteration(batch, noise, self.bc_target(batch))
 
-    def iteration(self, batch: Batch, bc_target: Tensor | None) -> dict[str, Tensor]:
-        """The captured update: the critic step and, given the BC target (every policy_freq-th iteration),
-        the actor step and the target updates."""
-        _, y = self.td_target(batch)
+    def iteration(self, batch: Batch, noise: Tensor, bc_target: Tensor | None) -> dict[str, Tensor]:
+        """The captured update: the critic step (``noise``: the standard normal draw of the target-policy
+        smoothing) and, given the BC target (every policy_freq-th iteration), the actor step and the
+        target updates."""
+        _, y = self.td_target(batch, noise)
         metrics = self.critic_step(batch, y)
         if bc_target is not None:
             metrics.update(self.actor_step(batch, bc_target))
         return metrics
 
     @torch.no_grad()
-    def td_target(self, batch: Batch) -> tuple[Tensor, Tensor]:
+    def td_target(self, batch: Batch, noise: Tensor) -> tuple[Tensor, Tensor]:
         """The smoothed target actions a' and the TD targets y."""
         cfg = self.cfg
-        noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+        noise = (noise * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
         next_actions = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
-        target_q = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
+        target_q = self.critic_target(batch.next_obs, next_actions).min(dim=-2).values
         return next_actions, batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
 
     def critic_step(self, batch: Batch, y: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
         q = self.critic(batch.obs, batch.actions)  # (2, B)
-        critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(dim=1).sum()
+        critic_loss = (q - y.unsqueeze(-2)).pow(2).mean(dim=-1).sum(dim=-1)
         self.optimize("critic", critic_loss)
-        return {"critic_loss": critic_loss.detach(), "q_data": q.mean().detach(), "target_q": y.mean()}
+        return {"critic_loss": critic_loss.detach(), "q_data": q.mean(dim=(-2, -1)).detach(), "target_q": y.mean(-1)}
 
     def actor_step(self, batch: Batch, bc_target: Tensor) -> dict[str, Tensor]:
         pi = self.actor(batch.obs)
-        q1 = self.critic(batch.obs, pi, members=slice(0, 1))[0]
-        lmbda = self.cfg.alpha / q1.abs().mean().detach()
-        bc_loss = F.mse_loss(pi, bc_target)
-        actor_loss = -lmbda * q1.mean() + bc_loss
+        q1 = self.critic(batch.obs, pi, members=slice(0, 1))[..., 0, :]
+        lmbda = self.cfg.alpha / q1.abs().mean(dim=-1).detach()
+        bc_loss = (pi - bc_target).pow(2).mean(dim=(-2, -1))
+        actor_loss = -lmbda * q1.mean(dim=-1) + bc_loss
         self.optimize("actor", actor_loss)  # gradients reach the actor only, not the critic's weights
         polyak_update(self.critic_target, self.critic, self.cfg.tau)
         polyak_update(self.actor_target, self.actor, self.cfg.tau)
         return {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss.detach(), "lambda": lmbda,
-                "q_policy": q1.mean().detach()}
+                "q_policy": q1.mean(dim=-1).detach()}
 
     def bc_target(self, batch: Batch) -> Tensor:
         """The actions the BC term pulls pi(s) toward, computed outside the captured region (PRDC searches
