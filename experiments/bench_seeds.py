@@ -11,7 +11,8 @@ One run, side by side, on Hopper shapes (17, 6), batch 256 per seed, a 100k-row 
     aggregate = the sum of their rates.
 Every configuration eager, or with ``--compile`` compiled (one graph per update). Prints
 ``seeds_speedup=<ratio>`` last: K = max(--ks) in one process (its better thread count) over the best
-multi-process alternative. Records experiments/results/seeds_speed[_compiled].{json,md}.
+multi-process alternative. Records experiments/results/seeds_speed[_compiled].{json,md}, with where the time
+of the largest stacked update goes (bench_roofline.profile: GEMMs, optimiser, other ATen ops, the rest).
 """
 
 from __future__ import annotations
@@ -71,6 +72,27 @@ def updates_per_s(agent_name: str, k: int, steps: int, threads: int, compile_: b
     return k * steps / (time.perf_counter() - start)
 
 
+def profile_stacked(agent_name: str, k: int) -> dict[str, float]:
+    """Fractions of a K-seed eager update's time (1 thread) by category, as bench_roofline.profile splits them."""
+    from bench_roofline import profile
+
+    from offrl.agents import make_agent
+    from offrl.seeds import SeedBatches, stack_agents
+
+    torch.set_num_threads(1)
+    data = store()
+    agents = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        agents.append(make_agent({"name": agent_name}, 17, 6))
+    agent = stack_agents(agents)
+    agent.attach_dataset(data)
+    batches = SeedBatches(data, list(range(k)))
+    for _ in range(10):
+        agent.update(batches.sample(256))
+    return profile(agent, batches, steps=20)  # it samples with .sample(256)
+
+
 def in_subprocess(agent: str, k: int, steps: int, threads: int, compile_: bool) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     return subprocess.Popen([sys.executable, __file__, "--worker", agent, str(k), str(steps), str(threads),
@@ -85,6 +107,9 @@ def result(proc: subprocess.Popen) -> float:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--profile":
+        print(json.dumps(profile_stacked(sys.argv[2], int(sys.argv[3]))))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         agent, k, steps, threads = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
         print(updates_per_s(agent, k, steps, threads, sys.argv[6] == "1"))
@@ -103,6 +128,8 @@ def main() -> None:
     parallel = sum(result(p) for p in pair)
     stacked = {k: {t: result(in_subprocess(args.agent, k, max(args.steps // k, 20), t, c)) for t in thread_counts}
                for k in args.ks}
+    split = json.loads(subprocess.run([sys.executable, __file__, "--profile", args.agent, str(max(args.ks))],
+                                      capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
     best_alternative = max(max(one_seed.values()), parallel)
     k_max = max(args.ks)
     speedup = max(stacked[k_max].values()) / best_alternative
@@ -113,7 +140,7 @@ def main() -> None:
               "sequential_processes": {str(t): v for t, v in one_seed.items()},
               "two_parallel_1thread_processes": parallel,
               "one_process": {str(k): {str(t): v for t, v in row.items()} for k, row in stacked.items()},
-              "seeds_speedup": speedup}
+              "seeds_speedup": speedup, f"time_split_k{max(args.ks)}_1thread_eager": split}
     RESULTS.mkdir(exist_ok=True)
     name = "seeds_speed_compiled" if c else "seeds_speed"
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2))
@@ -127,10 +154,12 @@ def main() -> None:
              "| two 1-thread processes in parallel (sum) | " + f"{parallel:.1f} |" + " |" * (len(thread_counts) - 1)]
     lines += [f"| K = {k} in one process | " + " | ".join(f"{stacked[k][t]:.1f}" for t in thread_counts) + " |"
               for k in args.ks]
+    lines += ["", f"Where the time of a K = {max(args.ks)} eager update goes (1 thread, torch.profiler): "
+              + ", ".join(f"{key} {value:.0%}" for key, value in split.items()) + "."]
     lines += ["", f"seeds_speedup = {speedup:.2f} (K = {k_max} in one process over the best multi-process "
               f"alternative, {best_alternative:.1f})"]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[:-2]))
+    print("\n".join(lines[:-4]))
     print(f"seeds_speedup={speedup:.2f}")
 
 

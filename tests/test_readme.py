@@ -8,8 +8,11 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_python_api_example_runs(small_default_dataset, capsys):
     section = README.read_text().split("## Python API", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert 'resolve_device("auto")' in code and '"cuda"' not in code
-    exec(compile(code, "README.md (Python API)", "exec"), {})
+    blocks = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    assert len(blocks) == 2 and 'resolve_device("auto")' in blocks[0] and '"cuda"' not in "".join(blocks)
+    scope: dict = {}
+    exec(compile(blocks[0], "README.md (Python API)", "exec"), scope)
     out = capsys.readouterr().out
     assert "loaded" in out and "normalized score" in out
+    exec(compile(blocks[1], "README.md (Python API, seeds)", "exec"), scope)  # continues the first block
+    assert scope["metrics"]["critic_loss"].shape == (3,)
