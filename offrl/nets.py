@@ -188,11 +188,12 @@ class VAE(nn.Module):
         self.encoder = mlp(obs_dim + act_dim, 2 * latent_dim, hidden)
         self.decoder = mlp(obs_dim + latent_dim, act_dim, hidden)
 
-    def forward(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Reconstruction with a reparameterised latent, and the latent's mean and std."""
+    def forward(self, obs: Tensor, actions: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Reconstruction with a reparameterised latent z = mean + std * noise (``noise``: a standard normal
+        draw of the latent's shape; None: drawn here), and the latent's mean and std."""
         mean, log_std = self.encoder(torch.cat([obs, actions], dim=-1)).chunk(2, dim=-1)
         std = log_std.clamp(-4.0, 15.0).exp()
-        z = mean + std * torch.randn_like(std)
+        z = mean + std * (torch.randn_like(std) if noise is None else noise)
         return self.decode(obs, z), mean, std
 
     def decode(self, obs: Tensor, z: Tensor) -> Tensor:

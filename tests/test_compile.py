@@ -91,7 +91,7 @@ def test_dynamo_sees_no_graph_break(name):
     method = type(agent).iteration.__get__(agent)
     batch = store.sample(32)
     # the TD3 family's iteration takes the smoothing noise and the BC target
-    args = (batch, torch.randn_like(batch.actions), batch.actions) if name in ("td3bc", "prdc", "a2pr") else (batch,)
+    args = (batch, agent.draw_noise(batch), batch.actions) if name in ("td3bc", "prdc", "a2pr") else (batch,)
     explanation = torch._dynamo.explain(method)(*args)
     assert explanation.graph_break_count == 0, [b.reason for b in explanation.break_reasons]
     assert explanation.graph_count == 1

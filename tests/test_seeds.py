@@ -23,6 +23,10 @@ CONFIGS = {
     "prdc": {"hidden_dims": [16, 16]},
     "iql": {"hidden_dims": [16, 16]},
     "iql_deterministic": {"name": "iql", "hidden_dims": [16, 16], "policy": "deterministic"},
+    "a2pr": {"hidden_dims": [16], "critic_hidden_dims": [16], "vae_hidden_dims": [16]},
+    "odice": {"hidden_dims": [16, 16], "value_hidden_dims": [16, 16]},  # per-seed orthogonal projection
+    "odice_single_head": {"name": "odice", "hidden_dims": [16], "value_hidden_dims": [16], "twin_value": False,
+                          "value_layer_norm": False},
 }
 SEEDS = [3, 0, 7]
 
@@ -86,7 +90,6 @@ def test_agents_without_a_seed_axis_are_refused_by_name():
     agents = []
     for s in SEEDS[:2]:
         torch.manual_seed(s)
-        agents.append(make_agent({"name": "a2pr", "hidden_dims": [16], "critic_hidden_dims": [16],
-                                  "vae_hidden_dims": [16]}, OBS, ACT))
-    with pytest.raises(ConfigError, match="a2pr"):
+        agents.append(make_agent({"name": "sac", "hidden_dims": [16]}, OBS, ACT))
+    with pytest.raises(ConfigError, match="sac"):
         stack_agents(agents)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from offrl.agents.base import adam
@@ -47,72 +46,78 @@ def advantage_target(q_vae: Tensor, q_data: Tensor, v: Tensor, vae_action: Tenso
     """Per sample: the BC target (the VAE action where its advantage is at least the dataset action's),
     the BC weight mask * (1[A_vae >= 0] + 1[A_data > 0]), and which samples use the VAE action."""
     use_vae = (q_vae - v >= q_data - v).detach()
-    target = torch.where(use_vae[:, None], vae_action, data_action)
+    target = torch.where(use_vae[..., None], vae_action, data_action)
     weight = mask * ((q_vae >= v).float() + (q_data > v).float()).detach()
     return target, weight, use_vae
 
 
 class A2PR(TD3BC):
     config_class = A2PRConfig
-    seed_axis = False  # not yet written for a seed axis
 
     def __init__(self, cfg: A2PRConfig, obs_dim: int, act_dim: int) -> None:
         super(TD3BC, self).__init__(cfg, obs_dim, act_dim)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
         self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.critic_hidden_dims)
         self.value = mlp(obs_dim, 1, cfg.critic_hidden_dims)
-        self.vae = VAE(obs_dim, act_dim, latent_dim=2 * act_dim, hidden=cfg.vae_hidden_dims)
+        self.latent_dim = 2 * act_dim
+        self.vae = VAE(obs_dim, act_dim, latent_dim=self.latent_dim, hidden=cfg.vae_hidden_dims)
         self.actor_target = frozen_copy(self.actor)
         self.critic_target = frozen_copy(self.critic)
         self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr),
                            "value": adam(self.value, cfg.value_lr), "vae": adam(self.vae, cfg.vae_lr)}
 
-    def iteration(self, batch: Batch, noise: Tensor, bc_target: Tensor | None) -> dict[str, Tensor]:
-        next_actions, y = self.td_target(batch, noise)
+    def draw_noise(self, batch: Batch) -> dict[str, Tensor]:
+        """The smoothing noise and the VAE's latent draws (its own step, and the actor step's VAE(s, pi(s)))."""
+        return {**super().draw_noise(batch), "vae": self.noise_like(batch.actions, self.latent_dim),
+                "vae_policy": self.noise_like(batch.actions, self.latent_dim)}
+
+    def iteration(self, batch: Batch, noise: dict[str, Tensor], bc_target: Tensor | None) -> dict[str, Tensor]:
+        next_actions, y = self.td_target(batch, noise["smoothing"])
         metrics = self.critic_step(batch, y)
         v = self.value(batch.obs).squeeze(-1)
         metrics.update(self.value_step(batch, next_actions, y, v))
-        metrics.update(self.vae_step(batch, v.detach()))
+        metrics.update(self.vae_step(batch, v.detach(), noise["vae"]))
         if bc_target is not None:  # the dataset actions, one of the two candidate targets
-            metrics.update(self.advantage_actor_step(batch, v.detach(), bc_target))
+            metrics.update(self.advantage_actor_step(batch, v.detach(), bc_target, noise["vae_policy"]))
         return metrics
 
     def value_step(self, batch: Batch, next_actions: Tensor, y: Tensor, v: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():  # the online critic, just updated
             y_online = batch.rewards + self.cfg.discount * (1.0 - batch.dones) * self.critic(
-                batch.next_obs, next_actions).min(dim=0).values
-        value_loss = F.mse_loss(v, torch.minimum(y, y_online))
+                batch.next_obs, next_actions).min(dim=-2).values
+        value_loss = (v - torch.minimum(y, y_online)).pow(2).mean(dim=-1)
         self.optimize("value", value_loss)
-        return {"value_loss": value_loss.detach(), "v": v.mean().detach()}
+        return {"value_loss": value_loss.detach(), "v": v.mean(dim=-1).detach()}
 
-    def vae_step(self, batch: Batch, v: Tensor) -> dict[str, Tensor]:
+    def vae_step(self, batch: Batch, v: Tensor, noise: Tensor | None = None) -> dict[str, Tensor]:
         with torch.no_grad():
-            good = (self.critic(batch.obs, batch.actions, members=slice(0, 1))[0] > v).float()
-        recon, mean, std = self.vae(batch.obs, batch.actions)
-        recon_loss = (self.cfg.vae_weight * good[:, None] * (recon - batch.actions) ** 2).mean()
-        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
+            good = (self.critic(batch.obs, batch.actions, members=slice(0, 1))[..., 0, :] > v).float()
+        recon, mean, std = self.vae(batch.obs, batch.actions, noise)
+        recon_loss = (self.cfg.vae_weight * good[..., None] * (recon - batch.actions) ** 2).mean(dim=(-2, -1))
+        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean(dim=(-2, -1))
         vae_loss = recon_loss + self.cfg.kl_weight * kl
         self.optimize("vae", vae_loss)
-        return {"vae_loss": vae_loss.detach(), "vae_positive_fraction": good.mean()}
+        return {"vae_loss": vae_loss.detach(), "vae_positive_fraction": good.mean(dim=-1)}
 
-    def advantage_actor_step(self, batch: Batch, v: Tensor, data_actions: Tensor) -> dict[str, Tensor]:
+    def advantage_actor_step(self, batch: Batch, v: Tensor, data_actions: Tensor,
+                             noise: Tensor | None = None) -> dict[str, Tensor]:
         cfg = self.cfg
         pi = self.actor(batch.obs)
-        q1 = self.critic(batch.obs, pi, members=slice(0, 1))[0]
-        lmbda = cfg.alpha / q1.abs().mean().detach()
-        vae_action = self.vae(batch.obs, pi)[0]
-        q_vae = self.critic(batch.obs, vae_action, members=slice(0, 1))[0]
+        q1 = self.critic(batch.obs, pi, members=slice(0, 1))[..., 0, :]
+        lmbda = cfg.alpha / q1.abs().mean(dim=-1).detach()
+        vae_action = self.vae(batch.obs, pi, noise)[0]
+        q_vae = self.critic(batch.obs, vae_action, members=slice(0, 1))[..., 0, :]
         with torch.no_grad():
-            q_data = self.critic(batch.obs, data_actions, members=slice(0, 1))[0]
+            q_data = self.critic(batch.obs, data_actions, members=slice(0, 1))[..., 0, :]
         target, weight, use_vae = advantage_target(q_vae, q_data, v, vae_action, data_actions, cfg.mask)
         if cfg.detach_target:
             target = target.detach()
-        bc_loss = (weight[:, None] * (pi - target) ** 2).mean()
-        actor_loss = -lmbda * q1.mean() + bc_loss
+        bc_loss = (weight[..., None] * (pi - target) ** 2).mean(dim=(-2, -1))
+        actor_loss = -lmbda * q1.mean(dim=-1) + bc_loss
         self.optimize("actor", actor_loss)
         polyak_update(self.critic_target, self.critic, cfg.tau)
         polyak_update(self.actor_target, self.actor, cfg.tau)
         chosen_advantage = torch.where(use_vae, q_vae, q_data) - v
         return {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss.detach(), "lambda": lmbda,
-                "vae_target_fraction": use_vae.float().mean(), "chosen_advantage": chosen_advantage.mean().detach(),
-                "bc_weight": weight.mean()}
+                "vae_target_fraction": use_vae.float().mean(dim=-1),
+                "chosen_advantage": chosen_advantage.mean(dim=-1).detach(), "bc_weight": weight.mean(dim=-1)}

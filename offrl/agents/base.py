@@ -123,14 +123,16 @@ class Agent(nn.Module):
         """Called once before training with the (normalised) offline data, for agents whose update
         needs the whole dataset (e.g. PRDC's nearest-neighbour search). Default: nothing."""
 
-    def noise_like(self, x: Tensor) -> Tensor:
-        """Standard normal noise shaped like ``x`` from the agent's own stream, one stream per seed with a
-        seed axis (so seed k draws what it would draw alone). Drawn outside the captured region."""
+    def noise_like(self, x: Tensor, last_dim: int | None = None) -> Tensor:
+        """Standard normal noise shaped like ``x`` (its last dim replaced by ``last_dim`` if given) from the
+        agent's own stream, one stream per seed with a seed axis (so seed k draws what it would draw
+        alone). Drawn outside the captured region."""
         if self._noise is None:
             self._noise = [torch.Generator(x.device).manual_seed(s) for s in self.noise_seeds]
+        shape = x.shape if last_dim is None else (*x.shape[:-1], last_dim)
         if self.num_seeds is None:
-            return torch.randn(x.shape, generator=self._noise[0], device=x.device, dtype=x.dtype)
-        return torch.stack([torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype)
+            return torch.randn(shape, generator=self._noise[0], device=x.device, dtype=x.dtype)
+        return torch.stack([torch.randn(shape[1:], generator=g, device=x.device, dtype=x.dtype)
                             for g in self._noise])
 
     def reset_noise(self) -> None:

@@ -71,23 +71,28 @@ def policy_weights(residual: Tensor, cfg: ODICEConfig) -> Tensor:
     return weight.clamp(max=cfg.max_weight)
 
 
-def dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
-    """Inner product of two gradients flattened over all their tensors."""
+def dot(a: list[Tensor], b: list[Tensor], per_seed: bool = False) -> Tensor:
+    """Inner product of two gradients flattened over all their tensors; ``per_seed``: over all dims but the
+    leading seed axis, one product per seed (offrl.seeds), so each seed's projection is its own."""
+    if per_seed:
+        return sum((x * y).flatten(1).sum(1) for x, y in zip(a, b))
     return sum((x * y).sum() for x, y in zip(a, b))
 
 
-def combine_gradients(g_v: list[Tensor], g_f: list[Tensor], g_b: list[Tensor] | None, mode: str) -> list[Tensor]:
-    """The value gradient of each update mode; the projection is over all parameters at once."""
+def combine_gradients(g_v: list[Tensor], g_f: list[Tensor], g_b: list[Tensor] | None, mode: str,
+                      per_seed: bool = False) -> list[Tensor]:
+    """The value gradient of each update mode; the projection is over all parameters at once (per seed)."""
     if mode == "semi":
         return [v + f for v, f in zip(g_v, g_f)]
     if mode == "true":
         return [v + f + b for v, f, b in zip(g_v, g_f, g_b)]
-    c = dot(g_f, g_b) / dot(g_f, g_f).clamp(min=1e-10)
-    return [v + (1 - c) * f + b for v, f, b in zip(g_v, g_f, g_b)]
+    c = dot(g_f, g_b, per_seed) / dot(g_f, g_f, per_seed).clamp(min=1e-10)
+    return [v + (1 - (c.view(-1, *[1] * (f.dim() - 1)) if per_seed else c)) * f + b for v, f, b in zip(g_v, g_f, g_b)]
 
 
 class ODICE(Agent):
     config_class = ODICEConfig
+    seed_axis = True  # the projection is per seed (dot(..., per_seed))
     def __init__(self, cfg: ODICEConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
         choices = (("update_mode", cfg.update_mode, MODES), ("divergence", cfg.divergence, DIVERGENCES),
@@ -110,43 +115,46 @@ class ODICE(Agent):
         return metrics
 
     def residuals(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-        """V(s) (heads, B), forward and backward residuals (heads, B)."""
+        """V(s) (heads, B), forward and backward residuals (heads, B) (a seed axis in front: (K, heads, B))."""
         cfg = self.cfg
         v, v_next = self.value(batch.obs).squeeze(-1), self.value(batch.next_obs).squeeze(-1)
         with torch.no_grad():
-            target_v = self.value_target(batch.obs).squeeze(-1).min(dim=0).values
-            target_v_next = self.value_target(batch.next_obs).squeeze(-1).min(dim=0).values
-        not_done = cfg.discount * (1.0 - batch.dones)
-        forward = batch.rewards + not_done * target_v_next - v
-        backward = batch.rewards + not_done * v_next - target_v
+            target_v = self.value_target(batch.obs).squeeze(-1).min(dim=-2, keepdim=True).values
+            target_v_next = self.value_target(batch.next_obs).squeeze(-1).min(dim=-2, keepdim=True).values
+        rewards, not_done = batch.rewards.unsqueeze(-2), cfg.discount * (1.0 - batch.dones.unsqueeze(-2))
+        forward = rewards + not_done * target_v_next - v
+        backward = rewards + not_done * v_next - target_v
         return v, forward, backward
 
     def value_step(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
         cfg = self.cfg
         v, forward, backward = self.residuals(batch)
         params = list(self.value.parameters())
-        loss_v = (1 - cfg.lam) * v.mean()
-        loss_f = cfg.lam * f_star(forward, cfg.divergence).mean()
-        loss_b = cfg.lam * cfg.eta * f_star(backward, cfg.divergence).mean()
-        g_f = torch.autograd.grad(loss_f, params, retain_graph=True)
-        g_v = torch.autograd.grad(loss_v, params, retain_graph=cfg.update_mode != "semi")
-        g_b = torch.autograd.grad(loss_b, params) if cfg.update_mode != "semi" else None
-        for p, g in zip(params, combine_gradients(g_v, g_f, g_b, cfg.update_mode)):
+        per_seed = self.num_seeds is not None
+        batch_dims = (-2, -1)  # heads and batch: one loss per seed with a seed axis
+        loss_v = (1 - cfg.lam) * v.mean(dim=batch_dims)
+        loss_f = cfg.lam * f_star(forward, cfg.divergence).mean(dim=batch_dims)
+        loss_b = cfg.lam * cfg.eta * f_star(backward, cfg.divergence).mean(dim=batch_dims)
+        g_f = torch.autograd.grad(loss_f.sum(), params, retain_graph=True)
+        g_v = torch.autograd.grad(loss_v.sum(), params, retain_graph=cfg.update_mode != "semi")
+        g_b = torch.autograd.grad(loss_b.sum(), params) if cfg.update_mode != "semi" else None
+        for p, g in zip(params, combine_gradients(g_v, g_f, g_b, cfg.update_mode, per_seed)):
             p.grad = g
         self.apply_gradients("value")
         polyak_update(self.value_target, self.value, cfg.tau)
-        metrics = {"value_loss": (loss_v + loss_f + loss_b).detach(), "v": v.mean().detach(),
-                   "forward_residual": forward.mean().detach()}
+        metrics = {"value_loss": (loss_v + loss_f + loss_b).detach(), "v": v.mean(dim=batch_dims).detach(),
+                   "forward_residual": forward.mean(dim=batch_dims).detach()}
         if g_b is not None:
-            metrics["gradient_cosine"] = dot(g_f, g_b) / (torch.sqrt(dot(g_f, g_f) * dot(g_b, g_b)) + 1e-12)
+            metrics["gradient_cosine"] = dot(g_f, g_b, per_seed) / (
+                torch.sqrt(dot(g_f, g_f, per_seed) * dot(g_b, g_b, per_seed)) + 1e-12)
         return metrics, forward.detach()
 
     def actor_step(self, batch: Batch, forward_residual: Tensor) -> dict[str, Tensor]:
-        weight = policy_weights(forward_residual, self.cfg).mean(dim=0)  # heads' weights averaged
-        loss = (weight * -self.actor.log_prob(batch.obs, batch.actions)).mean()
+        weight = policy_weights(forward_residual, self.cfg).mean(dim=-2)  # heads' weights averaged
+        loss = (weight * -self.actor.log_prob(batch.obs, batch.actions)).mean(dim=-1)
         self.optimize("actor", loss)
-        return {"actor_loss": loss.detach(), "policy_weight": weight.mean(),
-                "weight_zero_fraction": (weight == 0).float().mean()}
+        return {"actor_loss": loss.detach(), "policy_weight": weight.mean(dim=-1),
+                "weight_zero_fraction": (weight == 0).float().mean(dim=-1)}
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:

@@ -50,16 +50,19 @@ class TD3BC(Agent):
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         self.num_updates += 1
-        noise = self.noise_like(batch.actions)
+        noise = self.draw_noise(batch)
         if self.num_updates % self.cfg.policy_freq:
             return self.iteration(batch, noise, None)
         return self.iteration(batch, noise, self.bc_target(batch))
 
-    def iteration(self, batch: Batch, noise: Tensor, bc_target: Tensor | None) -> dict[str, Tensor]:
-        """The captured update: the critic step (``noise``: the standard normal draw of the target-policy
-        smoothing) and, given the BC target (every policy_freq-th iteration), the actor step and the
-        target updates."""
-        _, y = self.td_target(batch, noise)
+    def draw_noise(self, batch: Batch) -> dict[str, Tensor]:
+        """The iteration's standard normal draws, from the agent's own stream(s): the target-policy smoothing."""
+        return {"smoothing": self.noise_like(batch.actions)}
+
+    def iteration(self, batch: Batch, noise: dict[str, Tensor], bc_target: Tensor | None) -> dict[str, Tensor]:
+        """The captured update: the critic step and, given the BC target (every policy_freq-th iteration),
+        the actor step and the target updates."""
+        _, y = self.td_target(batch, noise["smoothing"])
         metrics = self.critic_step(batch, y)
         if bc_target is not None:
             metrics.update(self.actor_step(batch, bc_target))
