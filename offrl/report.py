@@ -875,10 +875,17 @@ def plot_learning_curves(report: dict[str, Any], path: Path, colours: dict, mark
         ax.tick_params(labelsize=8)
         _style(ax)
     handles = [Line2D([], [], color=colours[a], marker=markers[a], linewidth=1.8, label=a) for a in report["agents"]]
-    figure.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 6), frameon=False,
-                  title=f"mean over seeds, shaded: {int(100 * report['confidence'])}% bootstrap interval")
+    title = f"mean over seeds, shaded: {int(100 * report['confidence'])}% bootstrap interval"
+    figure.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(figure, report["agents"]),
+                  frameon=False, title=title)
     _save(figure, path)
     return True
+
+
+def _legend_columns(figure, labels: list[str], at_most: int = 6) -> int:
+    """Legend columns that fit the figure's width (long --by labels get fewer columns, more rows)."""
+    entry_inches = 0.6 + 0.075 * max(len(label) for label in labels)  # marker + text at the legend's font size
+    return max(1, min(len(labels), at_most, int(figure.get_figwidth() / entry_inches)))
 
 
 def plot_scores_by_dataset(report: dict[str, Any], path: Path, colours: dict, markers: dict) -> bool:
