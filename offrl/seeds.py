@@ -8,7 +8,8 @@ independent Adams: its arithmetic is elementwise). It trains on stacked batches 
 ``stack_batches``): the agents' losses reduce over the trailing batch dims only, per seed, so per-seed
 statistics (TD3+BC's lambda) stay per seed, and ``Agent.optimize`` sums the K losses, whose gradients do
 not mix; noise comes from each seed's own generator. Metrics come back per seed, shape (K,).
-``seed_state_dict(stacked, k)`` is seed k's state dict in the layout of a lone agent (for evaluation and
+The agents are stacked before training (their optimiser state is not carried over).
+``seed_state_dict(stacked, k, lone)`` is seed k's state dict in the layout of a lone agent (for evaluation and
 checkpoints). Agents opt in with ``Agent.seed_axis = True`` (their update written for it).
 """
 
@@ -33,6 +34,8 @@ def stack_agents(agents: Sequence[Agent]) -> Agent:
         raise ConfigError(f"agent '{first.cfg.name}' cannot train several seeds in one process (no seed axis)")
     if any(type(a) is not type(first) or a.cfg != first.cfg for a in agents):
         raise ConfigError("stack_agents needs agents of one class and one config")
+    if any(a.num_updates for a in agents):  # their optimiser state would be lost: the stack starts fresh
+        raise ConfigError("stack_agents stacks agents before training (their optimiser state is not carried)")
     stacked = copy.deepcopy(first)
     modules = [dict(a.named_modules()) for a in agents]
     for name, module in list(stacked.named_modules()):

@@ -285,7 +285,7 @@ class Trainer:
         self.device = next(agent.parameters()).device
         if cfg.utd > 1 and not agent.supports_utd():
             raise ConfigError(f"trainer.utd={cfg.utd}: agent '{agent.cfg.name}' has no separate critic and policy "
-                              "updates (critic_update, policy_update); use trainer.utd=1")
+                              "updates (critic_step, policy_step); use trainer.utd=1")
         self.phases = build_phases(cfg, agent, dataset, seed, offline_source)
         self.eval_envs = make_vec_env(info.env_id, min(cfg.eval_envs, cfg.eval_episodes), info.env_kwargs)
         # progress counters, all saved in checkpoints

@@ -52,7 +52,8 @@ class Agent(nn.Module):
         self._noise: list[torch.Generator] | None = None
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One training iteration on ``batch``; returns detached scalar tensors (no host sync).
+        """One training iteration on ``batch``; returns detached tensors, no host sync (scalars; with a seed
+        axis, one value per seed).
         Default: ``before_update``, ``iteration`` (the captured tensor work), then the update counter."""
         self.before_update()
         metrics = self.iteration(batch)
