@@ -22,21 +22,29 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from bench_roofline import store
 
 from offrl.agents import make_agent
-from offrl.data.store import TransitionStore
 
 RESULTS = Path(__file__).parent / "results"
 MODES = {"eager": None, "compile": {"mode": "default"}, "compile + CUDA graphs": {"mode": "reduce-overhead"}}
 
 
-def synthetic_store(device: str, rows: int = 100_000, obs_dim: int = 17, act_dim: int = 6) -> TransitionStore:
-    g = torch.Generator().manual_seed(0)
-    store = TransitionStore(obs_dim, act_dim, rows, device=device)
-    store.add(torch.randn(rows, obs_dim, generator=g), torch.rand(rows, act_dim, generator=g) * 2 - 1,
-              torch.randn(rows, generator=g), torch.randn(rows, obs_dim, generator=g), torch.zeros(rows),
-              torch.zeros(rows))
-    return store
+def synthetic_store(device: str):
+    return store(17, 6, rows=100_000, device=device)
+
+
+def timed(agent, source, steps: int, device: str, seeds: int = 1) -> float:
+    """Seed-updates/s after a warm-up (compilation, CUDA-graph recording)."""
+    for _ in range(50):
+        agent.update(source.sample(256))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        metrics = agent.update(source.sample(256))
+    float(next(iter(metrics.values())).sum())  # waits for the device
+    return seeds * steps / (time.perf_counter() - start)
 
 
 def updates_per_s(name: str, mode: dict | None, device: str, steps: int) -> float:
@@ -45,15 +53,7 @@ def updates_per_s(name: str, mode: dict | None, device: str, steps: int) -> floa
     agent = make_agent({"name": name}, 17, 6, device)
     if mode is not None:
         agent.enable_compile(**mode)
-    for _ in range(50):  # compilation and CUDA-graph recording
-        agent.update(data.sample(256))
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        metrics = agent.update(data.sample(256))
-    float(next(iter(metrics.values())))  # waits for the device
-    return steps / (time.perf_counter() - start)
+    return timed(agent, data, steps, device)
 
 
 def seeds_per_s(k: int, device: str, steps: int) -> float:
@@ -66,16 +66,7 @@ def seeds_per_s(k: int, device: str, steps: int) -> float:
         agents.append(make_agent({"name": "td3bc"}, 17, 6, device))
     agent = stack_agents(agents)
     agent.enable_compile()
-    source = SeedBatches(data, list(range(k)))
-    for _ in range(50):
-        agent.update(source.sample(256))
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        metrics = agent.update(source.sample(256))
-    float(next(iter(metrics.values())).sum())
-    return k * steps / (time.perf_counter() - start)
+    return timed(agent, SeedBatches(data, list(range(k))), steps, device, seeds=k)
 
 
 def main() -> None:

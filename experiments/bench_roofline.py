@@ -49,9 +49,10 @@ def gemm_rate(threads: int, size: int = 256, batch: int = 256, repeats: int = 5)
     return best
 
 
-def store(obs_dim: int, act_dim: int, rows: int = 20_000) -> TransitionStore:
+def store(obs_dim: int, act_dim: int, rows: int = 20_000, device: str = "cpu") -> TransitionStore:
+    """Random transitions (the benchmarks' data: their values do not change the time of an update)."""
     g = torch.Generator().manual_seed(0)
-    out = TransitionStore(obs_dim, act_dim, rows)
+    out = TransitionStore(obs_dim, act_dim, rows, device=device)
     out.add(torch.randn(rows, obs_dim, generator=g), torch.rand(rows, act_dim, generator=g) * 2 - 1,
             torch.randn(rows, generator=g), torch.randn(rows, obs_dim, generator=g), torch.zeros(rows),
             torch.zeros(rows))

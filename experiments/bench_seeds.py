@@ -33,15 +33,10 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 
-def store(rows: int = 100_000, obs_dim: int = 17, act_dim: int = 6):
-    from offrl.data.store import TransitionStore
+def store():
+    from bench_roofline import store as random_store
 
-    g = torch.Generator().manual_seed(0)
-    out = TransitionStore(obs_dim, act_dim, rows)
-    out.add(torch.randn(rows, obs_dim, generator=g), torch.rand(rows, act_dim, generator=g) * 2 - 1,
-            torch.randn(rows, generator=g), torch.randn(rows, obs_dim, generator=g), torch.zeros(rows),
-            torch.zeros(rows))
-    return out
+    return random_store(17, 6, rows=100_000)
 
 
 def updates_per_s(agent_name: str, k: int, steps: int, threads: int, compile_: bool) -> float:
