@@ -188,7 +188,9 @@ def train(cfg, run: dict[str, Any], run_dir: Path, state: dict[str, Any] | None)
     from offrl.diffusion.trajectory import TrajectoryModel, make_optimizer, model_state, resolve_device, save_model
     from offrl.diffusion.trajectory import train_step as step_fn
     from offrl.progress import progress, write
+    from offrl.run import flush_denormals
 
+    flush_denormals()
     run_dir = Path(run_dir)
     device = resolve_device(cfg.device)
     with checkpoint.RunLock(run_dir):

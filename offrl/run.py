@@ -75,6 +75,14 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields), fields[3] + fields[4]
 
 
+def flush_denormals() -> None:
+    """Flush subnormal floats to zero on CPU (process-wide). Late in training Adam's second moments of tiny
+    gradients underflow into subnormals, which x86 CPUs compute ~10x slower: measured on an O-DICE
+    checkpoint of cube-single (25% of its optimiser-state entries subnormal), 2.3 -> 24.4 updates/s.
+    The values flushed are below 1.2e-38; GPUs flush them already."""
+    torch.set_flush_denormal(True)
+
+
 def choose_threads(threads: int | None, log: Callable[[str], None] = print) -> int:
     """``threads`` if given, else the cores free at start (at least 1): torch's default (one thread per
     core) collapses when other processes share the cores (OpenMP threads spin waiting for each other;
@@ -134,6 +142,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     top, agent_cfg, trainer_cfg, dataset_cfg = parse_config(cfg)
     device = resolve_device(top.device)
     torch.set_num_threads(choose_threads(top.threads))
+    flush_denormals()
     checkpoint.seed_everything(top.seed)
 
     store, loaded, offline_source = None, None, None
