@@ -114,12 +114,14 @@ def _train(overrides: list[str]) -> int:
                   f"offrl: continue with: offrl train resume={stop.run_dir}", file=sys.stderr)
             status = 130
             return
-        score = results["normalized_score"]
-        shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
-        success = "" if results.get("success_rate") is None else f"success rate {results['success_rate']:.2f}, "
-        print(f"offrl: {results['agent']} on {results['dataset']}: {success}normalized score {shown}, "
-              f"return {results['return_mean']:.1f} +- {results['return_std']:.1f} "
-              f"after {results['steps']} steps ({results['wall_s']:.0f} s); results in {run_dir / 'results.json'}")
+        for one, where in zip(results["runs"], results["run_dirs"]) if "runs" in results else [(results, run_dir)]:
+            score = one["normalized_score"]
+            shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
+            success = "" if one.get("success_rate") is None else f"success rate {one['success_rate']:.2f}, "
+            who = f" seed {one['seed']}" if "runs" in results else ""
+            print(f"offrl: {one['agent']} on {one['dataset']}{who}: {success}normalized score {shown}, "
+                  f"return {one['return_mean']:.1f} +- {one['return_std']:.1f} "
+                  f"after {one['steps']} steps ({one['wall_s']:.0f} s); results in {Path(where) / 'results.json'}")
 
     saved_argv = sys.argv
     sys.argv = ["offrl train", *overrides]
@@ -136,6 +138,7 @@ def _train(overrides: list[str]) -> int:
 
 TRAIN_OPTIONS = """\
   seed=N                     random seed (default 0)
+  seeds=[0,1,2,3,4]          train these seeds in one process (offline agents; a run directory seed_<s>/ each)
   device=auto|cpu|cuda[:N]   where tensors live (auto: CUDA when present)
   threads=N                  torch CPU threads (default: the cores idle at start; threads=1 in parallel sweeps)
   env=ID                     evaluation / online gymnasium env (default: the one the dataset names)
@@ -343,7 +346,10 @@ def _check_resumable(run_dir: Path, overrides: list[str]) -> None:
     checkpoint_path = run_dir / "checkpoints" / "last.pt"
     from offrl import checkpoint
 
-    checkpoint.load(checkpoint_path)  # exists, reads, and has this offrl's format
+    state = checkpoint.load(checkpoint_path)  # exists, reads, and has this offrl's format
+    if "stack" in state:
+        raise OffrlError(f"resume={run_dir}: this seed was trained with others in one process; continue them "
+                         f"together: offrl train resume={state['stack']}")
 
 
 def _remove_unused_run_dir(run_dir: Path, since: float) -> None:
@@ -380,6 +386,9 @@ def _register_schemas() -> None:
         # run directories are named after what was trained on: the env for online runs, else the dataset
         OmegaConf.register_new_resolver("task_name", lambda mode, env, dataset: env if mode == "online" and env
                                         else dataset)
+    if not OmegaConf.has_resolver("seed_label"):  # seed3, or seeds0-1-2 for seeds in one process
+        OmegaConf.register_new_resolver("seed_label", lambda seed, seeds: f"seed{seed}" if seeds is None
+                                        else "seeds" + "-".join(map(str, seeds)))
     store = ConfigStore.instance()
     for name, cls in AGENTS.items():
         store.store(group="schema/agent", name=name, node=cls.config_class)

@@ -143,7 +143,12 @@ def find_runs(roots: Sequence[Path]) -> list[Run]:
 
 
 def _is_run(folder: Path, files: list[str]) -> bool:
-    return "results.json" in files or ("config.yaml" in files and (folder / "checkpoints" / "last.pt").is_file())
+    """A run directory; the directory of seeds trained in one process (``seeds=[...]``) is not one, its
+    seed_<s>/ subdirectories are."""
+    if "results.json" in files:
+        return True
+    return ("config.yaml" in files and (folder / "checkpoints" / "last.pt").is_file()
+            and _read_config(folder).get("seeds") is None)
 
 
 def _read_config(folder: Path) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.data.synthetic import SyntheticConfig, SyntheticSource
 from offrl.envs import env_spaces
 from offrl.errors import ConfigError
-from offrl.trainer import Trainer, TrainerConfig
+from offrl.seeds import SeedBatches, SeedView, stack_agents
+from offrl.trainer import Member, Trainer, TrainerConfig
 
 
 @dataclass
@@ -34,6 +35,9 @@ class RunConfig:
     dataclasses: the agent's config class, ``DatasetConfig`` and ``TrainerConfig``)."""
 
     seed: int = 0
+    # train these seeds in one process: one agent with a seed axis on every network (offline agents with
+    # Agent.seed_axis), a run directory per seed (seed_<s>/) under the run's; None: the one seed ``seed``
+    seeds: list[int] | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     env: str | None = None  # evaluation / online env id; None: the one the dataset names
     compile: bool = False  # torch.compile the agent's update: one graph per update, optimiser steps included
@@ -112,9 +116,25 @@ def parse_config(cfg: DictConfig) -> tuple[RunConfig, AgentConfig, TrainerConfig
     trainer_cfg = typed(TrainerConfig, cfg.get("trainer", {}), "trainer")
     dataset_cfg = typed(DatasetConfig, cfg.get("dataset", {}), "dataset")
     trainer_cfg.check()
+    if top.seeds is not None:
+        check_seeds(top, trainer_cfg)
     if top.compile_mode not in COMPILE_MODES:
         raise ConfigError(f"compile_mode={top.compile_mode} is unknown; expected one of {list(COMPILE_MODES)}")
     return top, agent_cfg, trainer_cfg, dataset_cfg
+
+
+def check_seeds(top: RunConfig, trainer: TrainerConfig) -> None:
+    """``seeds=[...]`` trains offline, on uniform dataset rows, with one update per batch."""
+    if len(top.seeds) == 0 or len(set(top.seeds)) != len(top.seeds):
+        raise ConfigError(f"seeds={top.seeds} must be a non-empty list of distinct seeds")
+    if trainer.mode != "offline":
+        raise ConfigError(f"seeds=[...] trains offline agents in one process; trainer.mode={trainer.mode} runs one "
+                          "seed per process: use offrl train -m seed=" + ",".join(map(str, top.seeds)))
+    if top.synthetic.model is not None:
+        raise ConfigError("seeds=[...] cannot be combined with synthetic.model (its data source has no seed axis); "
+                          "use offrl train -m seed=...")
+    if trainer.utd != 1:
+        raise ConfigError(f"seeds=[...] needs trainer.utd=1 (got {trainer.utd})")
 
 
 def synthetic_mixture(cfg: SyntheticConfig, store: TransitionStore | None, real, agent, normalizer: ObsNormalizer,
@@ -171,7 +191,26 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
             print(f"offrl: goal-conditioned: hindsight relabelling {dataset_cfg.relabel}")
     normalizer = normalizer.to(device)
 
-    agent = make_agent(agent_cfg, obs_dim, act_dim, device)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("loaded", None)
+    if loaded is not None:
+        resolved["loaded"] = loaded
+    members = None
+    if top.seeds is None:
+        checkpoint.seed_everything(top.seed)  # the agent's initial parameters and noise stream
+        agent = make_agent(agent_cfg, obs_dim, act_dim, device)
+    else:  # K agents, each made as its lone run makes it, trained as one
+        if offline_source is not None:
+            raise ConfigError("seeds=[...] samples uniform dataset rows per seed; goal relabelling "
+                              f"(dataset.relabel={dataset_cfg.relabel}) has no seed axis: use offrl train -m seed=...")
+        lone = []
+        for s in top.seeds:
+            checkpoint.seed_everything(s)
+            lone.append(make_agent(agent_cfg, obs_dim, act_dim, device))
+        agent = stack_agents(lone)
+        offline_source = SeedBatches(store, top.seeds)
+        members = [Member(s, run_dir / f"seed_{s}", SeedView(agent, k, lone[k]), {**resolved, "seed": s, "seeds": None},
+                          index=k) for k, s in enumerate(top.seeds)]
     if store is not None:
         agent.attach_dataset(store)
     if top.synthetic.model is not None:
@@ -179,16 +218,23 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         offline_source = synthetic_mixture(top.synthetic, store, offline_source, agent, normalizer, label, top.seed)
     if top.compile:
         agent.enable_compile(mode=top.compile_mode)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("loaded", None)
-    if loaded is not None:
-        resolved["loaded"] = loaded
     with checkpoint.RunLock(run_dir):
-        trainer = Trainer(trainer_cfg, agent, run_dir, top.seed, normalizer, info, store, resolved, offline_source)
+        trainer = Trainer(trainer_cfg, agent, run_dir, top.seed, normalizer, info, store, resolved, offline_source,
+                          members)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        results = trainer.run(resume=top.resume is not None)
-        results = {"agent": agent_cfg.name, "dataset": info.name, "env_id": info.env_id, "seed": top.seed,
-                   "device": str(device), "host": socket.gethostname(), "pid": os.getpid(), "data": loaded,
-                   **results}
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
+        for member in trainer.members:
+            if member.run_dir == run_dir:
+                continue
+            member.run_dir.mkdir(parents=True, exist_ok=True)
+            (member.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(member.config))
+        runs = []
+        for member, results in zip(trainer.members, trainer.run(resume=top.resume is not None)):
+            results = {"agent": agent_cfg.name, "dataset": info.name, "env_id": info.env_id, "seed": member.seed,
+                       "device": str(device), "host": socket.gethostname(), "pid": os.getpid(), "data": loaded,
+                       "seeds_in_process": len(trainer.members), **results}
+            (member.run_dir / "results.json").write_text(json.dumps(results, indent=2))
+            runs.append(results)
+    if top.seeds is None:
+        return runs[0]
+    return {"agent": agent_cfg.name, "dataset": info.name, "seeds": top.seeds, "runs": runs,
+            "run_dirs": [str(member.run_dir) for member in trainer.members]}

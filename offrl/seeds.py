@@ -10,7 +10,9 @@ statistics (TD3+BC's lambda) stay per seed, and ``Agent.optimize`` sums the K lo
 not mix; noise comes from each seed's own generator. Metrics come back per seed, shape (K,).
 The agents are stacked before training (their optimiser state is not carried over).
 ``seed_state_dict(stacked, k, lone)`` is seed k's state dict in the layout of a lone agent (for evaluation and
-checkpoints). Agents opt in with ``Agent.seed_axis = True`` (their update written for it).
+checkpoints); ``SeedView`` keeps a lone agent in step with seed k. Agents opt in with ``Agent.seed_axis = True``
+(their update written for it). ``offrl train seeds=[...]`` (offrl.run) trains a stack with ``SeedBatches`` as its
+batch source and one ``trainer.Member`` per seed.
 """
 
 from __future__ import annotations
@@ -103,14 +105,42 @@ def seed_state_dict(stacked: Agent, k: int, lone: Agent) -> dict[str, Tensor]:
 
 class SeedBatches:
     """Batches of one store for K seeds at once, (K, B, ...): seed k's rows come from its own generator,
-    seeded as a lone run's store sampler with that seed (``TransitionStore(..., seed=k)``) draws them."""
+    seeded as a lone run's store sampler with that seed (``TransitionStore(..., seed=k)``) draws them.
+    A batch source (``offrl.data.batches.BatchSource``): its checkpoint state is the K generators."""
 
     def __init__(self, store, seeds: Sequence[int]) -> None:
         self.store = store
         self.generators = [torch.Generator(device=store.device).manual_seed(s) for s in seeds]
+
+    def __len__(self) -> int:
+        return len(self.store)
 
     def sample(self, batch_size: int) -> Batch:
         s = self.store
         index = torch.stack([torch.randint(0, s.size, (batch_size,), device=s.device, generator=g)
                              for g in self.generators])
         return Batch(s.obs[index], s.actions[index], s.rewards[index], s.next_obs[index], s.dones[index])
+
+    def refresh(self, agent_step: int) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {"generators": [g.get_state() for g in self.generators]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for g, saved in zip(self.generators, state["generators"], strict=True):
+            g.set_state(saved)
+
+
+class SeedView:
+    """Seed ``k`` of a stack as a lone agent (``lone``: an agent of the stack's class and config, which this
+    view owns), brought up to date with the stack on each call: what the trainer evaluates and saves for
+    that seed, loadable by everything that loads a lone run's agent."""
+
+    def __init__(self, stacked: Agent, k: int, lone: Agent) -> None:
+        self.stacked, self.k, self.lone = stacked, k, lone
+
+    def __call__(self) -> Agent:
+        self.lone.load_state_dict({**self.lone.state_dict(), **seed_state_dict(self.stacked, self.k, self.lone)})
+        self.lone.num_updates = self.stacked.num_updates
+        return self.lone

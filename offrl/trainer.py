@@ -4,6 +4,10 @@ source; every phase logs, evaluates, checks for NaN, checkpoints and resumes the
 
 ``trainer.mode`` only chooses the phases: offline = [offline], online = [online], offline_to_online =
 [pretrain (offline), online with batches mixing dataset and replay].
+
+What is evaluated, logged and reported is a list of *members*, one per seed: one for a lone agent (its
+run directory is the run's), K for K seeds stacked in one agent (``offrl.seeds``: a run directory each,
+under the run's, holding what a lone run holds; the run's own checkpoint holds the stack).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,7 @@ from offrl.agents.base import Agent
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import BatchSource, Mixture, StoreSampler
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
-from offrl.envs import EvalResult, evaluate, make_vec_env, set_vec_env_state, vec_env_state
+from offrl.envs import evaluate, make_vec_env, set_vec_env_state, vec_env_state
 from offrl.errors import ConfigError, Interrupted, TrainingDiverged
 from offrl.progress import progress, write
 
@@ -84,6 +89,20 @@ class Logger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+@dataclass
+class Member:
+    """One seed of a run: evaluated, logged, checkpointed for evaluation and reported on its own.
+    ``policy()`` is the agent acting for it (the trained agent itself, or a lone view of one seed of a stack,
+    ``offrl.seeds.SeedView``); ``index`` its position on the metrics' seed axis (None: scalar metrics)."""
+
+    seed: int
+    run_dir: Path
+    policy: Callable[[], Agent]
+    config: dict[str, Any]
+    index: int | None = None
+    eval_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- phases
@@ -184,7 +203,7 @@ class OnlinePhase(Phase):
                         trainer.online_s += time.perf_counter() - tick  # env + acting + updates, no evaluation
                         trainer.online_steps += cfg.num_envs
                     if self.finished_returns and _crossed(previous, self.step, cfg.log_every):
-                        trainer.logger.scalars("train", {"episode_return": float(np.mean(self.finished_returns))},
+                        trainer.loggers[0].scalars("train", {"episode_return": float(np.mean(self.finished_returns))},
                                                trainer.global_step(self))
                         self.finished_returns.clear()
                     trainer.periodic(self, previous)
@@ -273,6 +292,7 @@ class Trainer:
         dataset: TransitionStore | None = None,
         run_config: dict[str, Any] | None = None,
         offline_source: BatchSource | None = None,
+        members: list[Member] | None = None,
     ) -> None:
         cfg.check()
         if info.env_id is None:
@@ -282,6 +302,7 @@ class Trainer:
         self.cfg, self.agent, self.run_dir, self.seed = cfg, agent, Path(run_dir), seed
         self.normalizer, self.info, self.dataset = normalizer, info, dataset
         self.run_config = run_config or {}
+        self.members = members or [Member(seed, self.run_dir, lambda: agent, self.run_config)]
         self.device = next(agent.parameters()).device
         if cfg.utd > 1 and not agent.supports_utd():
             raise ConfigError(f"trainer.utd={cfg.utd}: agent '{agent.cfg.name}' has no separate critic and policy "
@@ -290,7 +311,6 @@ class Trainer:
         self.eval_envs = make_vec_env(info.env_id, min(cfg.eval_envs, cfg.eval_episodes), info.env_kwargs)
         # progress counters, all saved in checkpoints
         self.update_step = 0  # gradient steps in total
-        self.eval_history: list[dict[str, Any]] = []
         self.wall_s = 0.0
         self.update_s = 0.0  # time spent in sampling + updates, for updates/s
         self.online_s = 0.0  # online time once learning runs (evaluation excluded), for env steps/s
@@ -300,10 +320,12 @@ class Trainer:
         self.stop_requested = False
 
     # ------------------------------------------------------------------ entry point
-    def run(self, resume: bool = False) -> dict[str, Any]:
+    def run(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Train through the phases (resuming from the last checkpoint); the results of each member."""
         if resume:
             self._restore(checkpoint.load(self.checkpoint_path))
-        self.logger = Logger(self.run_dir, purge_step=self.global_step(self._current()) if resume else None)
+        purge = self.global_step(self._current()) if resume else None
+        self.loggers = [Logger(member.run_dir, purge_step=purge) for member in self.members]
         start = time.perf_counter() - self.wall_s
         self._clock = lambda: time.perf_counter() - start
         previous_handler = self._catch_interrupt()
@@ -320,9 +342,10 @@ class Trainer:
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
-            self.logger.close()
+            for logger in self.loggers:
+                logger.close()
             self.eval_envs.close()
-        return self._results()
+        return [self._results(member) for member in self.members]
 
     def _catch_interrupt(self):
         """First Ctrl-C: finish the current step, checkpoint, stop (Interrupted). Second: abort."""
@@ -376,52 +399,66 @@ class Trainer:
             raise Interrupted(self.run_dir, self.checkpoint_path, f"{phase.name} step {step} of {phase.steps}")
 
     def _log(self, phase: Phase) -> None:
-        values = {key: float(value) for key, value in self.metrics.items()}  # the one host sync per log
         step = self.global_step(phase)
-        self._check_finite(values, f"{phase.name} step {phase.step}")
-        self.logger.scalars("train", values, step)
-        if self.update_s > 0:
-            self.logger.scalars("perf", {"updates_per_s": self.update_step / self.update_s}, step)
-        if self.online_s > 0:
-            self.logger.scalars("perf", {"env_steps_per_s": self.online_steps / self.online_s}, step)
+        for values, logger in zip(self._checked_metrics(phase), self.loggers):
+            logger.scalars("train", values, step)
+            if self.update_s > 0:
+                logger.scalars("perf", {"updates_per_s": self.update_step / self.update_s}, step)
+            if self.online_s > 0:
+                logger.scalars("perf", {"env_steps_per_s": self.online_steps / self.online_s}, step)
 
-    def _check_finite(self, values: dict[str, float], where: str) -> None:
-        bad = {key: value for key, value in values.items() if not math.isfinite(value)}
-        if bad:
-            kept = self.checkpoint_path if self.checkpoint_path.exists() else "none written yet"
-            raise TrainingDiverged(
-                f"{where}: non-finite training metric(s) {bad}; stopping. Last good checkpoint: {kept}")
+    def _checked_metrics(self, phase: Phase) -> list[dict[str, float]]:
+        """The latest metrics of each member, read in one host sync; a non-finite one stops the run."""
+        names = list(self.metrics)
+        table = torch.stack([torch.as_tensor(value, device=self.device).detach().float().reshape(-1)
+                             for value in self.metrics.values()]).cpu()
+        per_member = [{name: float(table[i, member.index or 0]) for i, name in enumerate(names)}
+                      for member in self.members]
+        for member, values in zip(self.members, per_member):
+            bad = {key: value for key, value in values.items() if not math.isfinite(value)}
+            if bad:
+                kept = self.checkpoint_path if self.checkpoint_path.exists() else "none written yet"
+                who = f" (seed {member.seed})" if len(self.members) > 1 else ""
+                raise TrainingDiverged(f"{phase.name} step {phase.step}{who}: non-finite training metric(s) {bad}; "
+                                       f"stopping. Last good checkpoint: {kept}")
+        return per_member
 
     def _evaluated_at(self, phase: Phase) -> bool:
-        return any(e["phase"] == phase.name and e["step"] == phase.step for e in self.eval_history)
+        return any(e["phase"] == phase.name and e["step"] == phase.step for e in self.members[0].eval_history)
 
-    def _evaluate(self, phase: Phase) -> EvalResult:
-        result = evaluate(self._policy, self.eval_envs, self.cfg.eval_episodes, seed=self.seed + 100)
-        entry = {"phase": phase.name, "step": phase.step, "global_step": self.global_step(phase),
-                 "return_mean": result.return_mean, "return_std": result.return_std,
-                 "length_mean": float(result.lengths.mean())}
-        score = self.info.normalized_score(result.return_mean)
-        if score is not None:
-            entry["normalized_score"] = score
-        if result.success_rate is not None:
-            entry["success_rate"] = result.success_rate
-        best = max((e["return_mean"] for e in self.eval_history), default=-math.inf)
-        self.eval_history.append(entry)
-        replay = getattr(phase, "replay", None)
-        policy = {"eval": entry, "agent": self.agent.state_dict(), "normalizer": self.normalizer.state_dict(),
-                  "run": self.run_info(), "config": self.run_config,
-                  "replay_rows": None if replay is None else len(replay)}
-        if result.return_mean > best:  # the policy with the best evaluation so far (offrl eval --checkpoint best)
-            checkpoint.save_atomic(policy, self.run_dir / "checkpoints" / "best.pt")
-        if self.cfg.snapshot_policies:
-            checkpoint.save_atomic(policy, self.run_dir / "snapshots" / f"step_{entry['global_step']:08d}.pt")
-        self.logger.scalars("eval", {k: v for k, v in entry.items() if isinstance(v, float)}, entry["global_step"])
-        shown = f", normalized score {score:.1f}" if score is not None else ""
-        if result.success_rate is not None:
-            shown += f", success rate {result.success_rate:.2f}"
-        self.logger.console(f"[eval] {phase.name} step {phase.step}: return {result.return_mean:.1f} "
-                            f"+- {result.return_std:.1f}{shown}")
-        return result
+    def _evaluate(self, phase: Phase) -> None:
+        """Evaluate every member (seed ``seed + 100`` of the evaluation envs for a member of seed ``seed``),
+        keep its best policy and snapshots, and print one line."""
+        lines = []
+        for member, logger in zip(self.members, self.loggers):
+            agent = member.policy()
+            result = evaluate(self._policy(agent), self.eval_envs, self.cfg.eval_episodes, seed=member.seed + 100)
+            entry = {"phase": phase.name, "step": phase.step, "global_step": self.global_step(phase),
+                     "return_mean": result.return_mean, "return_std": result.return_std,
+                     "length_mean": float(result.lengths.mean())}
+            score = self.info.normalized_score(result.return_mean)
+            if score is not None:
+                entry["normalized_score"] = score
+            if result.success_rate is not None:
+                entry["success_rate"] = result.success_rate
+            best = max((e["return_mean"] for e in member.eval_history), default=-math.inf)
+            member.eval_history.append(entry)
+            replay = getattr(phase, "replay", None)
+            policy = {"eval": entry, "agent": agent.state_dict(), "normalizer": self.normalizer.state_dict(),
+                      "run": self.run_info(), "config": member.config,
+                      "replay_rows": None if replay is None else len(replay)}
+            if result.return_mean > best:  # the best evaluation so far (offrl eval --checkpoint best)
+                checkpoint.save_atomic(policy, member.run_dir / "checkpoints" / "best.pt")
+            if self.cfg.snapshot_policies:
+                checkpoint.save_atomic(policy, member.run_dir / "snapshots" / f"step_{entry['global_step']:08d}.pt")
+            logger.scalars("eval", {k: v for k, v in entry.items() if isinstance(v, float)}, entry["global_step"])
+            shown = f"return {result.return_mean:.1f} +- {result.return_std:.1f}"
+            if score is not None:
+                shown += f", normalized score {score:.1f}"
+            if result.success_rate is not None:
+                shown += f", success rate {result.success_rate:.2f}"
+            lines.append(shown if len(self.members) == 1 else f"seed {member.seed}: {shown}")
+        self.loggers[0].console(f"[eval] {phase.name} step {phase.step}: " + "; ".join(lines))
 
     def run_info(self) -> dict[str, Any]:
         """What a tool needs to rebuild and run the policy without the dataset (offrl eval, export)."""
@@ -430,17 +467,21 @@ class Trainer:
                 "ref_min_score": self.info.ref_min_score, "ref_max_score": self.info.ref_max_score,
                 "dataset": self.info.name}
 
-    @torch.no_grad()
-    def _policy(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        return self.agent.act(obs_t, deterministic=True).cpu().numpy()
+    def _policy(self, agent: Agent) -> Callable[[np.ndarray], np.ndarray]:
+        @torch.no_grad()
+        def act(obs: np.ndarray) -> np.ndarray:
+            obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+            return agent.act(obs_t, deterministic=True).cpu().numpy()
+
+        return act
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> None:
+        """The run's checkpoint (checkpoints/last.pt: everything a resume needs). With K members, each
+        member's directory also gets a last.pt holding its own agent and evaluations in a lone run's layout
+        (for offrl eval, export and report) and naming the run that resumes it."""
         if self.metrics:
-            phase = self._current()
-            self._check_finite({key: float(value) for key, value in self.metrics.items()},
-                               f"{phase.name} step {phase.step}")
+            self._checked_metrics(self._current())
         self.wall_s = self._clock()
         state = {
             "phases": {phase.name: phase.state_dict() for phase in self.phases},
@@ -453,11 +494,25 @@ class Trainer:
             "optimizers": self.agent.optimizer_state(),
             "normalizer": self.normalizer.state_dict(),
             "rng": checkpoint.rng_state(),
-            "eval_history": self.eval_history,
+            "eval_history": [member.eval_history for member in self.members] if self.stacked else
+                            self.members[0].eval_history,
             "run": self.run_info(),
             "config": self.run_config,
         }
         checkpoint.save_atomic(state, self.checkpoint_path)
+        if self.stacked:
+            phases = {phase.name: {"step": phase.step} for phase in self.phases}
+            for member in self.members:
+                checkpoint.save_atomic({
+                    "stack": str(self.run_dir), "phases": phases, "update_step": self.update_step,
+                    "agent": member.policy().state_dict(), "normalizer": self.normalizer.state_dict(),
+                    "eval_history": member.eval_history, "run": self.run_info(), "config": member.config,
+                }, member.run_dir / "checkpoints" / "last.pt")
+
+    @property
+    def stacked(self) -> bool:
+        """True when members are seeds of one stacked agent, with run directories of their own."""
+        return any(member.index is not None for member in self.members)
 
     def _restore(self, state: dict[str, Any]) -> None:
         where = f"resume from {self.checkpoint_path}"
@@ -477,12 +532,17 @@ class Trainer:
         checkpoint.set_rng_state(state["rng"])
         self.update_step, self.wall_s, self.update_s = state["update_step"], state["wall_s"], state["update_s"]
         self.online_s, self.online_steps = state["online_s"], state["online_steps"]
-        self.eval_history = state["eval_history"]
+        histories = state["eval_history"] if self.stacked else [state["eval_history"]]
+        if len(histories) != len(self.members):
+            raise ConfigError(f"{where}: the checkpoint holds {len(histories)} seed(s), "
+                              f"this run has {len(self.members)}")
+        for member, history in zip(self.members, histories):
+            member.eval_history = history
         phase = self._current()
         write(f"offrl: resuming from {self.checkpoint_path} at {phase.name} step {phase.step}")
 
-    def _results(self) -> dict[str, Any]:
-        last = self.eval_history[-1]
+    def _results(self, member: Member) -> dict[str, Any]:
+        last = member.eval_history[-1]
         return {
             "normalized_score": last.get("normalized_score"),
             "success_rate": last.get("success_rate"),
@@ -497,7 +557,7 @@ class Trainer:
             "eval_episodes": self.cfg.eval_episodes,
             "ref_min_score": self.info.ref_min_score,
             "ref_max_score": self.info.ref_max_score,
-            "eval_history": self.eval_history,
+            "eval_history": member.eval_history,
         }
 
 

@@ -108,7 +108,7 @@ def test_bc_regresses_onto_dataset_actions():
     agent = make_agent({"name": "bc", "hidden_dims": [32, 32], "lr": 1e-2}, 5, 2)
     batch = _batch(256)
     first = agent.update(batch)["bc_loss"]
-    for _ in range(200):
+    for _ in range(400):  # 0.04x the first loss here; at 200 updates it was 0.1004x on one CPU, 0.099x on another
         last = agent.update(batch)["bc_loss"]
     assert last < 0.1 * first
 

@@ -93,3 +93,81 @@ def test_agents_without_a_seed_axis_are_refused_by_name():
         agents.append(make_agent({"name": "sac", "hidden_dims": [16]}, OBS, ACT))
     with pytest.raises(ConfigError, match="sac"):
         stack_agents(agents)
+
+
+# ---------------------------------------------------------------------- offrl train seeds=[...]
+from offrl import checkpoint  # noqa: E402
+from offrl.cli import main  # noqa: E402
+from offrl.evaluation import load_policy  # noqa: E402
+from offrl.report import find_runs  # noqa: E402
+from tests.conftest import FAST  # noqa: E402
+
+TRAIN = [*FAST, "trainer.eval_every=20", "trainer.log_every=10", "trainer.checkpoint_every=10", "threads=1"]
+
+
+def _results(run_dir):
+    import json
+
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.mark.parametrize("agent", ["td3bc", "odice"])
+def test_seeds_in_one_process_train_each_seed_as_alone(tmp_path, small_default_dataset, agent):
+    """offrl train seeds=[...] writes a run directory per seed holding what a lone run holds, and each seed
+    trains, evaluates and checkpoints as the same seed trained alone (to float tolerance)."""
+    stack = tmp_path / "stack"
+    assert main(["train", f"agent={agent}", *TRAIN, "trainer.steps=40", "seeds=[5,2]", f"hydra.run.dir={stack}"]) == 0
+    for seed in (5, 2):
+        alone = tmp_path / f"alone{seed}"
+        assert main(["train", f"agent={agent}", *TRAIN, "trainer.steps=40", f"seed={seed}",
+                     f"hydra.run.dir={alone}"]) == 0
+        member = stack / f"seed_{seed}"
+        got, expected = _results(member), _results(alone)
+        assert got["seed"] == seed and got["seeds_in_process"] == 2 and got["steps"] == 40
+        assert [e["step"] for e in got["eval_history"]] == [20, 40]
+        for a, b in zip(got["eval_history"], expected["eval_history"]):
+            assert a["return_mean"] == pytest.approx(b["return_mean"], rel=1e-3)
+        lone_params = checkpoint.load(alone / "checkpoints" / "last.pt")["agent"]
+        assert load_policy(member, "last").global_step == 40  # what offrl eval and export load
+        assert load_policy(member, "best").global_step in (20, 40)
+        seed_params = checkpoint.load(member / "checkpoints" / "last.pt")["agent"]
+        for name, value in lone_params.items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                torch.testing.assert_close(seed_params[name], value, rtol=1e-3, atol=1e-4, msg=name)
+        assert (member / "tb").is_dir() and (member / "config.yaml").is_file()
+    runs = find_runs([stack])  # offrl report: the seeds, not the stack directory
+    assert sorted((r.path.name, r.seed, r.status) for r in runs) == [("seed_2", 2, "finished"),
+                                                                       ("seed_5", 5, "finished")]
+
+
+def test_seeds_in_one_process_resume_exactly(tmp_path, small_default_dataset):
+    """A stack stopped at its checkpoint and resumed ends where the uninterrupted stack ends; a seed directory
+    points to its stack instead of resuming alone."""
+    args = ["agent=td3bc", *TRAIN, "seeds=[0,1,3]"]
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    assert main(["train", *args, "trainer.steps=40", f"hydra.run.dir={reference}"]) == 0
+    assert main(["train", *args, "trainer.steps=20", f"hydra.run.dir={resumed}"]) == 0
+    assert main(["train", f"resume={resumed}", "trainer.steps=40"]) == 0
+    a, b = (checkpoint.load(d / "checkpoints" / "last.pt") for d in (resumed, reference))
+    for name, value in b["agent"].items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(a["agent"][name], value, rtol=0, atol=0, msg=name)
+    for seed in (0, 1, 3):
+        member = f"seed_{seed}"
+        assert _results(resumed / member)["eval_history"] == _results(reference / member)["eval_history"]
+    assert main(["train", f"resume={resumed / 'seed_1'}"]) == 2
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["agent=sac", "env=Pendulum-v1", "seeds=[0,1]"], "trainer.mode=online runs one seed per process"),
+    (["agent=sac", "trainer=offline", "seeds=[0,1]"], "cannot train several seeds in one process"),
+    (["seeds=[1,1]"], "distinct"),
+    (["trainer.utd=2", "seeds=[0,1]"], "trainer.utd=1"),
+])
+def test_seeds_in_one_process_refuse_what_they_cannot_do(tmp_path, small_default_dataset, capsys, overrides, message):
+    run = tmp_path / "run"
+    args = [*TRAIN, "trainer.steps=10", *overrides, f"hydra.run.dir={run}"]
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not run.exists()

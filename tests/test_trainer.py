@@ -58,8 +58,8 @@ def test_evaluation_reports_normalized_scores(tmp_path, small_default_dataset):
     data = read_d4rl_hdf5(small_default_dataset)
     agent = ExplodingAgent(ExplodingConfig(nan_at=10**9), data.obs_dim, data.act_dim)
     cfg = TrainerConfig(steps=5, eval_every=5, eval_episodes=3, eval_envs=2)
-    results = Trainer(cfg, agent, tmp_path, 0, ObsNormalizer(data.obs_dim), data.info,
-                      TransitionStore.from_data(data)).run()
+    (results,) = Trainer(cfg, agent, tmp_path, 0, ObsNormalizer(data.obs_dim), data.info,
+                         TransitionStore.from_data(data)).run()  # one member: the lone agent
     assert len(results["eval_history"]) == 1 and results["steps"] == 5
     expected = 100 * (results["return_mean"] - data.info.ref_min_score) / (
         data.info.ref_max_score - data.info.ref_min_score)
