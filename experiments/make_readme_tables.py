@@ -117,6 +117,31 @@ def synthetic_table(report: dict, tq: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+EXPO_COLUMNS = {"expo[0.5]": "EXPO", "sac[0.5]": "SAC + offline data (RLPD-style)", "sac[0.0]": "SAC from scratch"}
+
+
+def curve_table(report: dict, tq: dict[str, float]) -> str:
+    """| <dataset> (<metric>), env steps | EXPO | SAC + offline data | SAC from scratch |: the learning curves,
+    mean over seeds [95% CI] at each evaluation, from the labels of ``--by trainer.offline_fraction``."""
+    (dataset,) = report["datasets"]
+    curves = {c["agent"]: c for c in report["curves"]}
+    columns = [label for label in EXPO_COLUMNS if label in curves]
+    steps = sorted({x for c in curves.values() for x in c["x"]})
+    digits = 2 if report["metric"] == "success_rate" else 1
+
+    def cell(label: str, x: int) -> str:
+        c = curves[label]
+        if x not in c["x"]:
+            return ""
+        i = c["x"].index(x)
+        return f"{c['mean'][i]:.{digits}f} [{c['low'][i]:.{digits}f}, {c['high'][i]:.{digits}f}] (n={c['runs']})"
+
+    lines = [f"| {dataset} ({report['metric'].replace('_', ' ')}), env steps | "
+             + " | ".join(EXPO_COLUMNS[label] for label in columns) + " |", "|---:|" + "---:|" * len(columns)]
+    lines += [f"| {x} | " + " | ".join(cell(label, x) for label in columns) + " |" for x in steps]
+    return "\n".join(lines)
+
+
 # experiment -> run directories under --runs, offrl report options, README table (None: report only)
 EXPERIMENTS = {
     "offline_table": (["offline_table", "odice_table", "offline_table_walker2d"],
@@ -131,6 +156,11 @@ EXPERIMENTS = {
     # real vs unguided vs policy-guided synthetic data (experiments/pgd_agents.sh)
     "pgd": (["pgd_agents"], ["--metric", "normalized_score", "--by", "synthetic.model,synthetic.guidance_coef"],
             synthetic_table),
+    # EXPO vs SAC with offline data vs SAC from scratch, online (experiments/expo_evidence.sh)
+    "expo_hopper": (["expo"], ["--metric", "normalized_score", "--by", "trainer.offline_fraction",
+                               "--datasets", "hopper-medium"], curve_table),
+    "expo_pointmaze": (["expo"], ["--metric", "success_rate", "--by", "trainer.offline_fraction",
+                                  "--datasets", "pointmaze-umaze"], curve_table),
 }
 
 

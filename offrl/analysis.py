@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from offrl.data.arrays import OfflineData
+from offrl.data.goals import goal_statistics, goal_threshold
+from offrl.data.spec import ACHIEVED_KEY, GOAL_KEY
 from offrl.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -199,6 +201,10 @@ def analyze(data: OfflineData, reference: OfflineData | None = None, bins: int =
                      "actions scaled to [-1, 1]")
     distinct = count_distinct_rows([data.observations, data.actions, data.rewards, data.next_observations])
     n = len(data)
+    spec, goals = info.obs_spec, None
+    if spec is not None and GOAL_KEY in spec.keys and ACHIEVED_KEY in spec.keys:
+        goals = goal_statistics(data.observations, data.next_observations, data.episode_ends, spec,
+                                goal_threshold(info))
     terminals = int(data.terminals.sum())
     episode_ends = int(data.episode_ends.sum())
     return {
@@ -233,6 +239,8 @@ def analyze(data: OfflineData, reference: OfflineData | None = None, bins: int =
         },
         "coverage": {"observations": _coverage(data.observations), "actions": _coverage(data.actions)},
         "duplicates": {"count": n - distinct, "fraction": (n - distinct) / n},
+        "goals": goals,  # None without desired and achieved goal keys
+        "recorded_success": info.extra.get("oracle_success"),  # the generator's own success record (OGBench)
         "non_finite": {"count": 0, "checked": "at load: the readers reject NaN/inf"},
         "notes": notes,
     }
@@ -303,6 +311,24 @@ def _plot_dataset(result: dict[str, Any], data: OfflineData, out_dir: Path, stem
         axes.tick_params(labelsize="x-small")
     figure.suptitle(f"{name}: actions")
     _save(figure, out_dir / files["actions"])
+
+    spec = data.info.obs_spec
+    if result.get("goals") is not None and spec.slice(ACHIEVED_KEY).stop - spec.slice(ACHIEVED_KEY).start >= 2:
+        files["goals"] = f"{stem}-goals.png"
+        achieved = data.next_observations[:, spec.slice(ACHIEVED_KEY)][:, :2]
+        desired = data.observations[:, spec.slice(GOAL_KEY)][:, :2]
+        both = np.concatenate([achieved, desired])
+        edges = [np.linspace(both[:, d].min(), both[:, d].max(), 61) for d in range(2)]
+        figure = Figure(figsize=(10, 4.4), layout="constrained")
+        for column, (values, what) in enumerate(((achieved, "achieved goals (where the data went)"),
+                                                 (desired, "desired goals (what the data was asked)"))):
+            axes = figure.add_subplot(1, 2, column + 1)
+            *_, image = axes.hist2d(values[:, 0], values[:, 1], bins=edges, cmin=1, cmap="cividis")
+            figure.colorbar(image, ax=axes, label="transitions per bin")
+            axes.set(title=what, xlabel="goal dim 0", ylabel="goal dim 1")
+            axes.set_aspect("equal")
+        figure.suptitle(f"{name}: goals")
+        _save(figure, out_dir / files["goals"])
     return files
 
 
@@ -341,6 +367,24 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(line) + " |" for line in (header, rule, *rows)]
 
 
+def _goal_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    goals = result.get("goals")
+    if goals is not None:
+        lines.append(f"- Goals (desired and achieved goal keys; reached = within {goals['threshold']:g} of the desired "
+                     f"goal): the data reaches a goal in {goals['episode_success_rate']:.1%} of its "
+                     f"{goals['episodes']} episodes ({goals['goals_reached_per_episode']:.2f} goals per episode, "
+                     f"{goals['steps_at_goal_fraction']:.1%} of steps at a goal). Goal coverage on "
+                     f"{goals['threshold']:g}-wide cells: {goals['desired_goal_cells']} cells hold desired goals, "
+                     f"{goals['achieved_goal_cells']} achieved goals; {goals['desired_cells_reached_fraction']:.1%} "
+                     "of the desired-goal cells are visited by the data.")
+    if result.get("recorded_success") is not None:
+        recorded = ", ".join(f"{key} {_fmt(value) if isinstance(value, float) else value}"
+                             for key, value in result["recorded_success"].items())
+        lines.append(f"- Success recorded by the generator: {recorded}.")
+    return lines
+
+
 def _dataset_section(result: dict[str, Any], files: dict[str, str]) -> list[str]:
     episodes, ends, saco, tq = result["episodes"], result["episode_ends"], result["saco"], result["tq"]
     length, returns, rewards = episodes["length"], episodes["return"], result["rewards"]
@@ -369,10 +413,12 @@ def _dataset_section(result: dict[str, Any], files: dict[str, str]) -> list[str]
               f"- Exact duplicate transitions (s, a, r, s'): {result['duplicates']['count']} "
               f"({result['duplicates']['fraction']:.2%}).",
               f"- NaN/inf values: {result['non_finite']['count']} (checked {result['non_finite']['checked']}).",
-              ""]
+              *_goal_lines(result), ""]
     lines += [f"Note: {note}." for note in result["notes"]] + ([""] if result["notes"] else [])
     lines += [f"![returns]({files['returns']}) ![lengths]({files['lengths']})", "", f"![actions]({files['actions']})",
               ""]
+    if "goals" in files:
+        lines += [f"![goals]({files['goals']})", ""]
     for part in ("observations", "actions"):
         coverage = result["coverage"][part]
         lines += [f"Coverage of {part}:", ""]

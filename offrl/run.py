@@ -19,7 +19,7 @@ from offrl.agents import AgentConfig, agent_config, make_agent
 from offrl.config import typed
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import Mixture, StoreSampler
-from offrl.data.goals import GoalRelabel, wants_relabelling
+from offrl.data.goals import GoalRelabel, goal_threshold, wants_relabelling
 from offrl.data.sources import DatasetConfig, load_dataset
 from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.data.synthetic import SyntheticConfig, SyntheticSource
@@ -187,7 +187,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         store.normalize_obs(normalizer)
         if wants_relabelling(dataset_cfg.relabel, info.obs_spec, info.location):
             offline_source = GoalRelabel(store, info.obs_spec, normalizer, dataset_cfg.relabel,
-                                         threshold=info.extra.get("goal_threshold", 0.45))
+                                         threshold=goal_threshold(info))
             print(f"offrl: goal-conditioned: hindsight relabelling {dataset_cfg.relabel}")
     normalizer = normalizer.to(device)
 

@@ -163,3 +163,32 @@ def test_resolve_and_default_reference(monkeypatch, tmp_path):
     (tmp_path / "built.hdf5").touch()
     assert default_reference(["hopper-medium", "hopper-expert"]) == "hopper-medium-replay"
     assert default_reference(["hopper-medium", "walker2d-expert"]) == "hopper-medium"
+
+
+def test_goal_statistics_count_arrivals_successes_and_coverage(tmp_path):
+    """Rows hold (achieved, desired): episode 0 reaches its goal at steps 2-3 (one arrival) and again after a
+    new goal at step 5; episode 1 never does. Goals are counted per arrival, episodes by any arrival."""
+    from offrl.data.spec import ObservationSpec
+
+    spec = ObservationSpec.from_shapes({"achieved_goal": (2,), "desired_goal": (2,)})
+    far, goal_a, goal_b = [5.0, 5.0], [0.0, 0.0], [2.0, 0.0]
+    achieved_next = [far, far, goal_a, goal_a, far, goal_b, far, far, far, far]  # achieved goal of s'
+    desired = [goal_a] * 5 + [goal_b] + [goal_a] * 4
+    n = len(desired)
+    observations = np.array([[*far, *d] for d in desired], np.float32)
+    next_observations = np.array([[*a, *d] for a, d in zip(achieved_next, desired)], np.float32)
+    timeouts = np.zeros(n, bool)
+    timeouts[[5, n - 1]] = True  # episodes rows 0-5 and 6-9
+    raw = {"observations": observations, "next_observations": next_observations,
+           "actions": np.zeros((n, 2), np.float32), "rewards": np.zeros(n, np.float32),
+           "terminals": np.zeros(n, bool), "timeouts": timeouts}
+    path = write(tmp_path, "goals", raw, {"observation_spec": json.dumps(spec.to_dict()), "goal_threshold": 0.5})
+    result = analyze(read_d4rl_hdf5(path))
+    goals = result["goals"]
+    assert goals["threshold"] == 0.5 and goals["episodes"] == 2
+    assert goals["episode_success_rate"] == 0.5 and goals["goals_reached_per_episode"] == 1.0  # 2 arrivals, 2 episodes
+    assert goals["steps_at_goal_fraction"] == pytest.approx(0.3)
+    assert goals["desired_goal_cells"] == 2 and goals["achieved_goal_cells"] == 3
+    assert goals["desired_cells_reached_fraction"] == 1.0
+    plain = analyze(read_d4rl_hdf5(write(tmp_path, "plain", uniform_episodes(2, 5, 0.0, 1.0, seed=0))))
+    assert plain["goals"] is None and plain["recorded_success"] is None

@@ -16,11 +16,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from offrl.data.arrays import OfflineData
+from offrl.data.arrays import DatasetInfo, OfflineData
 from offrl.data.batches import StoreSampler
 from offrl.data.spec import ACHIEVED_KEY, GOAL_KEY, ObservationSpec
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
 from offrl.errors import ConfigError, DatasetError
+
+DEFAULT_THRESHOLD = 0.45  # gymnasium-robotics' PointMaze success radius
+
+
+def goal_threshold(info: DatasetInfo) -> float:
+    """The success radius of a goal dataset (``DatasetInfo``): the ``goal_threshold`` it records, else
+    ``DEFAULT_THRESHOLD``."""
+    return float(info.extra.get("goal_threshold", DEFAULT_THRESHOLD))
 
 
 @dataclass
@@ -55,7 +63,7 @@ class GoalRelabel(StoreSampler):
     refresh and checkpoint state are StoreSampler's: the store's sampling RNG)."""
 
     def __init__(self, store: TransitionStore, spec: ObservationSpec, normalizer: ObsNormalizer,
-                 cfg: GoalRelabelConfig, threshold: float = 0.45) -> None:
+                 cfg: GoalRelabelConfig, threshold: float = DEFAULT_THRESHOLD) -> None:
         cfg.check()
         super().__init__(store)
         self.cfg = cfg
@@ -99,6 +107,33 @@ class GoalRelabel(StoreSampler):
         obs[:, self.goal], next_obs[:, self.goal] = goal_norm, goal_norm
         return Batch(obs, store.actions[index], success.float(), next_obs, success.float())
 
+
+
+def goal_statistics(observations: np.ndarray, next_observations: np.ndarray, episode_ends: np.ndarray,
+                    spec: ObservationSpec, threshold: float) -> dict[str, float | int]:
+    """What the behaviour policy did with the goals it was given, for data whose rows hold a desired and an
+    achieved goal: a goal counts as reached when the next achieved goal comes within ``threshold`` of the
+    desired goal (gymnasium-robotics' success test), once per arrival (a continuing task resamples goals).
+    Goal coverage on a grid of ``threshold``-wide cells: distinct cells of desired goals and of achieved
+    goals, and the share of desired-goal cells that some achieved goal of the data lies in."""
+    desired = observations[:, spec.slice(GOAL_KEY)].astype(np.float64)
+    achieved = next_observations[:, spec.slice(ACHIEVED_KEY)].astype(np.float64)
+    reached = np.linalg.norm(achieved - desired, axis=1) <= threshold
+    ends = episode_ends.astype(bool).copy()
+    ends[-1] = True
+    episode = np.concatenate([[0], np.cumsum(ends)[:-1]])
+    continues = np.concatenate([[False], reached[:-1] & ~ends[:-1]])  # still at the goal of the step before
+    arrivals = reached & ~continues
+    per_episode = np.bincount(episode, weights=arrivals, minlength=int(ends.sum()))
+    low = np.minimum(desired.min(axis=0), achieved.min(axis=0))
+    cell = lambda x: np.floor((x - low) / threshold).astype(np.int64)  # noqa: E731
+    desired_cells, achieved_cells = np.unique(cell(desired), axis=0), np.unique(cell(achieved), axis=0)
+    visited = {tuple(c) for c in achieved_cells}
+    return {"episodes": int(ends.sum()), "threshold": threshold,
+            "episode_success_rate": float((per_episode > 0).mean()),
+            "goals_reached_per_episode": float(per_episode.mean()), "steps_at_goal_fraction": float(reached.mean()),
+            "desired_goal_cells": len(desired_cells), "achieved_goal_cells": len(achieved_cells),
+            "desired_cells_reached_fraction": float(np.mean([tuple(c) in visited for c in desired_cells]))}
 
 
 def goals_from_observations(data: OfflineData, goal_env_id: str, threshold: float) -> OfflineData:

@@ -21,6 +21,7 @@ import numpy as np
 
 from offrl.data.collect import collect
 from offrl.data.d4rl import write_d4rl_hdf5
+from offrl.data.goals import DEFAULT_THRESHOLD, goal_statistics
 from offrl.data.spec import ACHIEVED_KEY, GOAL_KEY, ObservationSpec
 from offrl.envs import observation_spec, register_extra_envs
 
@@ -126,24 +127,11 @@ def build_pointmaze(recipe: MazeRecipe, path: Path, size: int | None = None) -> 
     policy = NoisyWaypointController(recipe, spec, recipe.num_envs, recipe.seed)
     arrays = collect(policy, recipe.env_id, size, recipe.seed, recipe.num_envs, env_kwargs=COLLECT_KWARGS,
                      desc=f"build {recipe.name}")
-    stats = success_statistics(arrays, spec)
+    stats = goal_statistics(arrays["observations"], arrays["next_observations"],
+                            arrays["terminals"] | arrays["timeouts"], spec, DEFAULT_THRESHOLD)
     metadata = {"env_id": recipe.env_id, "env_kwargs": EVAL_KWARGS, "observation_spec": spec.to_dict(),
                 "algorithm": "BFS waypoints + PD controller with Gaussian action noise",
                 "recipe": {**asdict(recipe), "size": size, "collect_env_kwargs": COLLECT_KWARGS,
                            "protocol": "D4RL maze2d / Minari pointmaze"},
                 "success": stats}
     return write_d4rl_hdf5(path, arrays, metadata)
-
-
-def success_statistics(arrays: dict[str, np.ndarray], spec: ObservationSpec, threshold: float = 0.45) -> dict:
-    """Goals reached by the behaviour policy: a goal counts when the next achieved goal comes within
-    ``threshold`` of the desired goal (gymnasium-robotics' success test)."""
-    reached = np.linalg.norm(arrays["next_observations"][:, spec.slice(ACHIEVED_KEY)]
-                             - arrays["observations"][:, spec.slice(GOAL_KEY)], axis=1) <= threshold
-    ends = arrays["terminals"] | arrays["timeouts"]
-    ends[-1] = True
-    episode = np.concatenate([[0], np.cumsum(ends)[:-1]])
-    arrivals = reached & ~np.concatenate([[False], reached[:-1]])  # the first step at each goal
-    per_episode = np.bincount(episode, weights=arrivals, minlength=int(ends.sum()))
-    return {"episodes": int(ends.sum()), "episode_success_rate": float((per_episode > 0).mean()),
-            "goals_reached_per_episode": float(per_episode.mean()), "steps_at_goal_fraction": float(reached.mean())}
