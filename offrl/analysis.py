@@ -378,10 +378,13 @@ def _goal_lines(result: dict[str, Any]) -> list[str]:
                      f"{goals['threshold']:g}-wide cells: {goals['desired_goal_cells']} cells hold desired goals, "
                      f"{goals['achieved_goal_cells']} achieved goals; {goals['desired_cells_reached_fraction']:.1%} "
                      "of the desired-goal cells are visited by the data.")
-    if result.get("recorded_success") is not None:
-        recorded = ", ".join(f"{key} {_fmt(value) if isinstance(value, float) else value}"
-                             for key, value in result["recorded_success"].items())
-        lines.append(f"- Success recorded by the generator: {recorded}.")
+    recorded = result.get("recorded_success")
+    if isinstance(recorded, dict):  # its scalar entries (rates, counts) and the criterion they follow
+        shown = ", ".join(f"{key} {_fmt(value) if isinstance(value, float) else value}"
+                          for key, value in recorded.items()
+                          if isinstance(value, (int, float)) and not isinstance(value, bool))
+        criterion = f" ({recorded['criterion']})" if isinstance(recorded.get("criterion"), str) else ""
+        lines.append(f"- Success recorded by the generator: {shown or 'no rates'}{criterion}.")
     return lines
 
 

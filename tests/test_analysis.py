@@ -192,3 +192,11 @@ def test_goal_statistics_count_arrivals_successes_and_coverage(tmp_path):
     assert goals["desired_cells_reached_fraction"] == 1.0
     plain = analyze(read_d4rl_hdf5(write(tmp_path, "plain", uniform_episodes(2, 5, 0.0, 1.0, seed=0))))
     assert plain["goals"] is None and plain["recorded_success"] is None
+    recorded = {"episodes": 2, "success_rate": 0.25, "criterion": "task 1's goal state reached", "nested": {"a": 1}}
+    ogbench_like = write(tmp_path, "recorded", uniform_episodes(2, 5, 0.0, 1.0, seed=0),
+                         {"oracle_success": json.dumps(recorded)})
+    result = analyze(read_d4rl_hdf5(ogbench_like))
+    assert result["recorded_success"] == recorded
+    analysis.write_report([result], [read_d4rl_hdf5(ogbench_like)], tmp_path / "report")
+    assert ("- Success recorded by the generator: episodes 2, success_rate 0.250 (task 1's goal state reached)."
+            in (tmp_path / "report" / "report.md").read_text())

@@ -144,7 +144,7 @@ def _info_from_metadata(meta: dict[str, Any], path: Path, name: str) -> DatasetI
         # An original D4RL file: its reference scores come from d4rl/infos.py, not from the file.
         ref_min, ref_max = D4RL_REFERENCE_SCORES[family.group(1)]
         env_id = env_id or D4RL_EVAL_ENVS[family.group(1)]
-    structured = ("recipe", "env_kwargs", "observation_spec", "success")  # stored as JSON strings
+    structured = ("recipe", "env_kwargs", "observation_spec", "success", "oracle_success")  # stored as JSON strings
     extra = {key: json.loads(value) if key in structured and isinstance(value, str) else value
              for key, value in meta.items() if key not in ("env_id", "ref_min_score", "ref_max_score")}
     spec = extra.pop("observation_spec", None)
