@@ -1,11 +1,11 @@
 """What IQL's advantage weights do on a dataset: for each checkpoint given, the AWR weights
 w = min(exp(beta (min_j Q_target_j(s, a) - V(s))), exp_adv_max) over every dataset row.
 
-    python experiments/iql_weights.py <run dir> [<run dir> ...] [--checkpoint last|best|step_N]
+    python experiments/iql_weights.py <run dir> [<run dir> ...] [--checkpoints last best step_N ...]
 
-Prints, per run: V and Q on the data, the advantage's mean and std, the share of clipped weights, and the
+Prints, per run and checkpoint: V and Q on the data, the advantage's mean and std, the share of clipped weights, and the
 effective sample size of the weighted regression, ESS = (sum w)^2 / sum w^2, as a share of the rows: the
-fraction of the dataset the policy is in effect fitted to. Records experiments/results/iql_weights.{json,md}.
+fraction of the dataset the policy is in effect fitted to. Records experiments/results/<--name>.{json,md}.
 """
 
 from __future__ import annotations
@@ -51,18 +51,19 @@ def weights_of(run_dir: Path, which: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--checkpoint", default="last")
+    parser.add_argument("--checkpoints", nargs="+", default=["last"], help="last, best or step_N (snapshots)")
+    parser.add_argument("--name", default="iql_weights", help="results file stem under experiments/results")
     args = parser.parse_args()
-    rows = [weights_of(run, args.checkpoint) for run in args.runs]
+    rows = [weights_of(run, which) for run in args.runs for which in args.checkpoints]
     record = {"command": "python experiments/iql_weights.py " + " ".join(sys.argv[1:]),
               "date": date.today().isoformat(), "runs": rows}
     out = HERE / "results"
-    (out / "iql_weights.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     table = ["| run | step | V on data | advantage mean +- std | clipped weights | ESS / rows |",
              "|---|---:|---:|---:|---:|---:|"]
     table += [f"| {Path(r['run']).name} | {r['global_step']} | {r['v_mean']:.1f} | {r['advantage_mean']:.2f} +- "
               f"{r['advantage_std']:.2f} | {r['clipped_share']:.3f} | {r['ess_share']:.3f} |" for r in rows]
-    (out / "iql_weights.md").write_text(f"# IQL's advantage weights on its dataset\n\n`{record['command']}`, "
+    (out / f"{args.name}.md").write_text(f"# IQL's advantage weights on its dataset\n\n`{record['command']}`, "
                                         f"{record['date']}\n\n" + "\n".join(table) + "\n")
     print("\n".join(table))
 
