@@ -218,6 +218,11 @@ def medium_replay(card: BehaviourCard, from_run: Path | None, size: int | None,
         from_run = scratch
     state = checkpoint.load(Path(from_run) / "checkpoints" / "last.pt")
     replay = state["phases"].get("online", {}).get("replay")
+    if scratch is not None and replay is not None and replay["size"] != rows:
+        # Another CPU's floating point gives another run: its episodes end elsewhere, so the number of
+        # rows written by the medium step differs from the recorded run's; take them all.
+        log(f"offrl: the re-run wrote {replay['size']} replay rows by step {steps} (recorded run: {rows})")
+        rows = replay["size"]
     if replay is None or replay["size"] < rows:
         raise DatasetError(f"{from_run}: the checkpoint's replay buffer holds "
                            f"{0 if replay is None else replay['size']} rows, medium-replay needs {rows}")
