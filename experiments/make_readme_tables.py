@@ -1,15 +1,18 @@
-"""Regenerate the README's result tables from the experiments' run directories with ``offrl report``.
+"""Regenerate the README's result tables from the experiments' runs with ``offrl report``.
 
-    python experiments/make_readme_tables.py [--runs experiments/runs] [--out experiments/results/reports]
-                                             [--reps 2000] [--write-readme]
+    python experiments/make_readme_tables.py [--archive] [--records experiments/records]
+                                             [--out experiments/results/reports] [--reps 2000] [--write-readme]
 
-For each experiment below whose run directories exist under ``--runs`` (the sweeps of
-``experiments/offline_table.sh`` and the commands recorded in ``experiments/results/*.md``), this runs
-``offrl report`` on them (report.md, report.json and figures into ``<out>/<experiment>/``) and prints the
-README's table built from report.json. With ``--write-readme`` it also replaces that table in README.md,
-found by its header line (the text around it is left alone). Experiments whose run directories are not
-there are listed and skipped: the runs behind the committed summaries (experiments/results/*.json) were
-made on another machine.
+Run directories (checkpoints, TensorBoard) live under ``experiments/runs/`` and are not committed. What a
+report needs of a run, its ``results.json`` (final scores and the evaluation history) and ``config.yaml``, is
+kept under ``experiments/records/`` with the same relative paths, committed, so the tables can be rebuilt on
+any machine: ``--archive`` first copies those two files of every finished run under ``--runs`` into
+``--records``. For each experiment below whose records exist (the sweeps of ``experiments/offline_table.sh``
+and the scripts named beside them), this runs ``offrl report`` on them (report.md, report.json and figures
+into ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme``
+it also replaces that table in README.md, found by its header line (the text around it is left alone).
+Experiments without records are listed and skipped (the older summaries in experiments/results/*.json were
+made before records were kept; their runs are gone).
 
 The TQ column of the offline table comes from ``experiments/results/dataset_analysis/<family>/analysis.json``
 (``offrl datasets analyze``), not from the runs.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -99,21 +103,21 @@ def success_table(report: dict, tq: dict[str, float]) -> str:
 
 
 def synthetic_table(report: dict, tq: dict[str, float]) -> str:
-    """| agent | real data | + unguided synthetic | + policy-guided synthetic |: final normalized score, mean +- std
-    over seeds (n), from the labels of ``--by synthetic.model,synthetic.guidance_coef``."""
-    cells: dict[tuple[str, str], str] = {}
+    """| dataset | agent | real data | + unguided synthetic | + policy-guided synthetic |: final normalized score,
+    mean +- std over seeds (n), from the labels of ``--by synthetic.model,synthetic.guidance_coef``."""
+    cells: dict[tuple[str, str, str], str] = {}
     for g in report["groups"]:
         agent, values = g["agent"].rstrip("]").split("[")
         model, coef = values.split(",")
         column = "real" if model == "?" else "unguided" if float(coef) == 0 else f"guided ({float(coef):g})"
-        cells[(agent, column)] = f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})" if g["n"] else ""
-    columns = ["real", "unguided"] + sorted({c for _, c in cells} - {"real", "unguided"})
-    agents = sorted({a for a, _ in cells}, key=list(NAMES).index)
-    dataset = ", ".join(report["datasets"])
-    lines = [f"| agent ({dataset}, normalized score) | " + " | ".join(
+        cells[(g["dataset"], agent, column)] = f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})" if g["n"] else ""
+    columns = ["real", "unguided"] + sorted({c for *_, c in cells} - {"real", "unguided"})
+    rows = sorted({(d, a) for d, a, _ in cells}, key=lambda r: (dataset_order(r[0]), list(NAMES).index(r[1])))
+    lines = ["| dataset (normalized score) | agent | " + " | ".join(
         {"real": "real data only", "unguided": "+ unguided synthetic"}.get(c, f"+ {c} synthetic") for c in columns)
-        + " |", "|---|" + "---:|" * len(columns)]
-    lines += [f"| {NAMES.get(a, a)} | " + " | ".join(cells.get((a, c), "") for c in columns) + " |" for a in agents]
+        + " |", "|---|---|" + "---:|" * len(columns)]
+    lines += [f"| {d} | {NAMES.get(a, a)} | " + " | ".join(cells.get((d, a, c), "") for c in columns) + " |"
+              for d, a in rows]
     return "\n".join(lines)
 
 
@@ -177,26 +181,46 @@ def replace_table(text: str, table: str) -> tuple[str, bool]:
     return text, False
 
 
+def archive(runs: Path, records: Path) -> int:
+    """Copy results.json and config.yaml of every finished run under ``runs`` to the same place under
+    ``records``; the number of runs copied."""
+    copied = 0
+    for results in sorted(runs.rglob("results.json")):
+        target = records / results.parent.relative_to(runs)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("results.json", "config.yaml"):
+            if (results.parent / name).is_file():
+                shutil.copy2(results.parent / name, target / name)
+        copied += 1
+    return copied
+
+
 def main(argv: list[str] | None = None) -> int:
     from offrl import report as offrl_report
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, default=ROOT / "experiments" / "runs")
+    parser.add_argument("--runs", type=Path, default=ROOT / "experiments" / "runs", help="run directories")
+    parser.add_argument("--records", type=Path, default=ROOT / "experiments" / "records",
+                        help="the runs' results.json and config.yaml, committed; what the reports read")
+    parser.add_argument("--archive", action="store_true", help="first copy the finished runs' records")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "reports")
     parser.add_argument("--reps", default="2000", help="bootstrap replications for offrl report")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--write-readme", action="store_true", help="replace the tables in README.md")
     parser.add_argument("--only", nargs="+", choices=sorted(EXPERIMENTS), help="only these experiments")
     args = parser.parse_args(argv)
+    if args.archive:
+        print(f"make_readme_tables: {archive(args.runs, args.records)} runs' records copied from {args.runs} "
+              f"to {args.records}")
     tq = task_quality(ROOT / "experiments" / "results" / "dataset_analysis")
     made, missing = 0, []
     readme = args.readme.read_text() if args.write_readme else ""
     for name, (subdirs, options, table) in EXPERIMENTS.items():
         if args.only and name not in args.only:
             continue
-        dirs = [args.runs / d for d in subdirs if (args.runs / d).is_dir()]
+        dirs = [args.records / d for d in subdirs if (args.records / d).is_dir()]
         if not dirs:
-            missing.append(f"{name} ({', '.join(str(args.runs / d) for d in subdirs)})")
+            missing.append(f"{name} ({', '.join(str(args.records / d) for d in subdirs)})")
             continue
         out = args.out / name
         code = offrl_report.main([*map(str, dirs), "--out", str(out), "--reps", args.reps, *options])
@@ -215,10 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_readme and made:
         args.readme.write_text(readme)
     for entry in missing:
-        print(f"make_readme_tables: skipped {entry}: no run directories there", file=sys.stderr)
+        print(f"make_readme_tables: skipped {entry}: no records there", file=sys.stderr)
     if not made:
-        print("make_readme_tables: no experiment's run directories found; run experiments/offline_table.sh "
-              "(or the commands in experiments/results/*.md) first", file=sys.stderr)
+        print("make_readme_tables: no experiment's records found; run experiments/offline_table.sh (or the "
+              "scripts named in EXPERIMENTS), then this with --archive", file=sys.stderr)
         return 1
     return 0
 

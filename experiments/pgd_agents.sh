@@ -1,19 +1,29 @@
 #!/bin/bash
-# Real vs unguided vs policy-guided synthetic data for TD3+BC and IQL on hopper-medium (issue 13 evidence),
-# 2026-12-02, 1-thread jobs on the 2-core CPU. Budget is a fraction of the paper's: 10k agent updates (paper 1M),
-# tables of 1024 sampled trajectories (paper ~8k per refresh) regenerated every 5k updates (paper 10k of 1M), the
-# CPU-preset trajectory model of experiments/pgd_dynamics.sh (12k steps). Usage: pgd_agents.sh td3bc|iql
-# Table: python experiments/make_readme_tables.py --only pgd
+# Real vs unguided vs policy-guided synthetic data for TD3+BC and IQL (issue 13 evidence), 1-thread jobs on the
+# 2-core CPU (one dataset per job; two side by side). Budget is a fraction of the paper's: the CPU-preset
+# trajectory model trained for 12k steps, 10k agent updates per run (paper 1M), tables of TRAJECTORIES sampled
+# trajectories (paper 8192 per refresh) regenerated every 5k updates (paper 10k of 1M; the first table unguided,
+# the second guided at coefficient 1 by the agent at 5k updates), 10 evaluation episodes, seeds 0-2.
+# Recorded: hopper-medium with 1024 trajectories (2026-12-02 morning), hopper-medium-replay and
+# walker2d-medium-replay with 512 (2026-12-02 evening: half the sampling time, to fit both in one session).
+# Runs that finished are skipped, so a killed job restarts where it stopped.
+# Usage: bash experiments/pgd_agents.sh DATASET [TRAJECTORIES]   (default 1024)
+# Table: python experiments/make_readme_tables.py --archive --only pgd pgd_medium_replay
 set -e
 export OMP_NUM_THREADS=1
-agent=${1:?agent: td3bc or iql}
-model=experiments/runs/pgd/hopper-medium
-for seed in 0 1 2; do for synth in none unguided pgd; do
-  dir=experiments/runs/pgd_agents/${agent}_${synth}_s$seed
+dataset=${1:?dataset, e.g. hopper-medium-replay}
+trajectories=${2:-1024}
+model=experiments/runs/pgd/$dataset
+if [ ! -f $model/results.json ]; then
+  if [ -f $model/checkpoint.pt ]; then offrl diffusion train resume=$model
+  else offrl diffusion train dataset=$dataset preset=cpu steps=12000 dir=$model; fi
+fi
+for seed in 0 1 2; do for agent in td3bc iql; do for synth in none unguided pgd; do
+  dir=experiments/runs/pgd_agents/$dataset/${agent}_${synth}_s$seed
   [ -f $dir/results.json ] && continue
   rm -rf $dir
   extra=""
-  [ $synth != none ] && extra="synthetic.model=$model synthetic.num_trajectories=1024 synthetic.refresh_every=5000"
-  offrl train agent=$agent dataset=hopper-medium seed=$seed threads=1 trainer.steps=10000 trainer.eval_every=5000 \
+  [ $synth != none ] && extra="synthetic.model=$model synthetic.num_trajectories=$trajectories synthetic.refresh_every=5000"
+  offrl train agent=$agent dataset=$dataset seed=$seed threads=1 trainer.steps=10000 trainer.eval_every=5000 \
     trainer.eval_episodes=10 synthetic=$synth $extra hydra.run.dir=$dir
-done; done
+done; done; done

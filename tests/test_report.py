@@ -258,17 +258,23 @@ def test_empty_input_garbage_results_and_bad_options_exit_2_with_one_line(tmp_pa
     assert "no run records success_rate" in _one_error_line(capsys)
 
 
-def test_make_readme_tables_from_run_dirs(runs, tmp_path, capsys):
+def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location(
         "make_readme_tables", Path(__file__).resolve().parent.parent / "experiments" / "make_readme_tables.py")
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "offline_table").symlink_to(runs / "a")
+    shutil.copytree(runs / "a", tmp_path / "runs" / "offline_table")
     readme = tmp_path / "README.md"
     readme.write_text("before\n\n| dataset | TQ | BC | TD3+BC |\n|---|---:|---:|---:|\n| old | | 1 | 2 |\n\nafter\n")
-    assert tables.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "reports"), "--reps", REPS,
-                        "--readme", str(readme), "--write-readme", "--only", "offline_table"]) == 0
+    records = tmp_path / "records"
+    assert tables.main(["--runs", str(tmp_path / "runs"), "--records", str(records), "--archive", "--out",
+                        str(tmp_path / "reports"), "--reps", REPS, "--readme", str(readme), "--write-readme",
+                        "--only", "offline_table"]) == 0
+    # the records are the runs' results.json and config.yaml only, and the report reads nothing else
+    assert sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file()) == sorted(
+        f"offline_table/{run}/{name}" for run in ("bc_s0", "bc_s1", "bc_s2", "td3bc_s0", "td3bc_s1")
+        for name in ("config.yaml", "results.json"))
+    shutil.rmtree(tmp_path / "runs")
     report = json.loads((tmp_path / "reports" / "offline_table" / "report.json").read_text())
     bc = next(g for g in report["groups"] if g["agent"] == "bc")
     row = f"| idp-mixed |  | {bc['mean']['point']:.1f} +- {bc['std']:.1f} |"
@@ -276,3 +282,6 @@ def test_make_readme_tables_from_run_dirs(runs, tmp_path, capsys):
     text = readme.read_text()
     assert text.startswith("before\n\n| dataset | TQ | BC | TD3+BC |") and row in text
     assert "| old |" not in text and text.endswith("\n\nafter\n")
+    assert tables.main(["--records", str(records), "--out", str(tmp_path / "again"), "--reps", REPS,
+                        "--only", "offline_table"]) == 0
+    assert json.loads((tmp_path / "again" / "offline_table" / "report.json").read_text())["groups"] == report["groups"]
