@@ -38,8 +38,9 @@ def register_extra_envs() -> None:
             continue
     if "ogbench" in sys.modules and GOAL_ENV_PREFIX + "cube-single-v0" not in gym.registry:
         from offrl.data.ogbench_gen import FAMILIES
+        from offrl.data.ogbench_maze import maze_env_ids
 
-        for env_id in FAMILIES.values():  # OGBench's goal-conditioned tasks with the goal in the observation
+        for env_id in [*FAMILIES.values(), *maze_env_ids()]:  # OGBench goal-conditioned tasks, goal in the obs
             gym.register(GOAL_ENV_PREFIX + env_id, entry_point=_goal_env, kwargs={"env_id": env_id})
 
 

@@ -130,7 +130,7 @@ def _make_oracles(family: str, kind: str, env) -> dict[str, Any]:
             "drawer": DrawerMarkovOracle(env=env, **markov), "window": WindowMarkovOracle(env=env, **markov)}
 
 
-def _episode_seed(seed: int, episode: int, attempt: int) -> int:
+def episode_seed(seed: int, episode: int, attempt: int) -> int:
     return int(np.random.SeedSequence([seed, episode, attempt]).generate_state(1)[0])
 
 
@@ -204,7 +204,7 @@ def _collect_worker(args: tuple) -> dict[str, np.ndarray]:
     with progress(int(sum(lengths)), desc, "step") as bar:
         for episode, length in zip(episodes, lengths):
             for attempt in range(100):
-                part = _collect_episode(env, oracles, family, kind, length, _episode_seed(seed, episode, attempt))
+                part = _collect_episode(env, oracles, family, kind, length, episode_seed(seed, episode, attempt))
                 if family != "scene" or _healthy_scene(part["qpos"], cube_adr):
                     break
                 retries += 1
@@ -218,6 +218,21 @@ def _collect_worker(args: tuple) -> dict[str, np.ndarray]:
     return out
 
 
+def run_workers(worker: Callable[[tuple], dict[str, np.ndarray]], jobs: list[tuple]) -> dict[str, np.ndarray]:
+    """``worker`` on each job, in spawned processes (inline for one job), its arrays concatenated in job
+    order; ``retries`` are summed, ``loop_s`` (stepping time without start-up) is the slowest worker's."""
+    if len(jobs) == 1:
+        parts = [worker(jobs[0])]
+    else:
+        with mp.get_context("spawn").Pool(len(jobs)) as pool:
+            parts = pool.map(worker, jobs)
+    out = {key: np.concatenate([part[key] for part in parts]) for key in parts[0] if key not in ("retries", "loop_s")}
+    if "retries" in parts[0]:
+        out["retries"] = np.array([sum(int(part["retries"][0]) for part in parts)])
+    out["loop_s"] = np.array([max(float(part["loop_s"][0]) for part in parts)])
+    return out
+
+
 def collect(family: str, kind: str, size: int, seed: int = SEED, workers: int = 2) -> dict[str, np.ndarray]:
     """``size`` transitions in episodes of 1000 (the last one cut short), split over ``workers``
     processes by contiguous episode ranges, concatenated in episode order."""
@@ -228,15 +243,7 @@ def collect(family: str, kind: str, size: int, seed: int = SEED, workers: int = 
     bounds = np.linspace(0, len(lengths), workers + 1).round().astype(int)
     jobs = [(family, kind, list(range(a, b)), lengths[a:b], seed, f"{family}-{kind} [{w + 1}/{workers}]")
             for w, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])) if b > a]
-    if len(jobs) == 1:
-        parts = [_collect_worker(jobs[0])]
-    else:
-        with mp.get_context("spawn").Pool(len(jobs)) as pool:
-            parts = pool.map(_collect_worker, jobs)
-    out = {key: np.concatenate([part[key] for part in parts]) for key in parts[0] if key not in ("retries", "loop_s")}
-    out["retries"] = np.array([sum(int(part["retries"][0]) for part in parts)])
-    out["loop_s"] = np.array([max(float(part["loop_s"][0]) for part in parts)])
-    return out
+    return run_workers(_collect_worker, jobs)
 
 
 # ---------------------------------------------------------------------- single-task rewards

@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 import scipy.linalg
 
-from offrl.data import ogbench_gen, pointmaze
+from offrl.data import ogbench_gen, ogbench_maze, pointmaze
 from offrl.data.collect import UniformRandomPolicy, collect
 from offrl.data.d4rl import write_d4rl_hdf5
 from offrl.envs import evaluate, make_vec_env
@@ -117,7 +117,7 @@ class Recipe:
         return write_d4rl_hdf5(path, arrays, metadata)
 
 
-RECIPES: dict[str, Recipe | ogbench_gen.OGBenchRecipe | pointmaze.MazeRecipe] = {
+RECIPES: dict[str, Recipe | ogbench_gen.OGBenchRecipe | ogbench_maze.NavigateRecipe | pointmaze.MazeRecipe] = {
     "idp-mixed": Recipe(
         name="idp-mixed",
         env_id="InvertedDoublePendulum-v5",
@@ -128,6 +128,8 @@ RECIPES: dict[str, Recipe | ogbench_gen.OGBenchRecipe | pointmaze.MazeRecipe] = 
     ),
     # OGBench manipulation datasets (cube-single-play, ..., puzzle-3x3-noisy-task5): offrl/data/ogbench_gen.py
     **ogbench_gen.RECIPES,
+    # OGBench PointMaze (pointmaze-medium-navigate, ..., pointmaze-teleport-stitch): offrl/data/ogbench_maze.py
+    **ogbench_maze.RECIPES,
     # PointMaze (gymnasium-robotics, goal-conditioned): offrl/data/pointmaze.py
     **pointmaze.maze_recipes(),
 }
@@ -179,7 +181,7 @@ def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str
             raise DatasetError(f"no dataset '{name}': expected a recipe ({sorted(RECIPES)}) or a generated "
                                "D4RL-protocol name like hopper-medium (offrl datasets list)") from None
         BehaviourCard.load(family)  # a clear error where no behaviour policies are shipped
-    ogbench = isinstance(RECIPES.get(name), ogbench_gen.OGBenchRecipe)
+    ogbench = isinstance(RECIPES.get(name), (ogbench_gen.OGBenchRecipe, ogbench_maze.NavigateRecipe))
     if ogbench:
         ogbench_gen.ensure_registered()  # its gymnasium ids: the evaluation env of the dataset
     path = cached_path(name, size)
