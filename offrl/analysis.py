@@ -508,12 +508,16 @@ def main(args: list[str]) -> int:
     except SystemExit as exit_:
         return 2 if exit_.code else 0
 
+    from offrl.data.goals import observations_only
     from offrl.data.sources import load_dataset
 
+    def load(name: str):
+        return observations_only(load_dataset(resolve(name, ns.size)))  # goal data: the stored observations
+
     names = list(dict.fromkeys(ns.names))
-    loaded = {name: load_dataset(resolve(name, ns.size)) for name in names}
+    loaded = {name: load(name) for name in names}
     reference_name = ns.reference or default_reference(names)
-    reference = loaded[reference_name] if reference_name in loaded else load_dataset(resolve(reference_name, ns.size))
+    reference = loaded[reference_name] if reference_name in loaded else load(reference_name)
     how = "given" if ns.reference else "default"
     subset = "every transition" if ns.subset is None else f"the first {ns.subset} transitions"
     print(f"offrl: SACo reference ({how}): {reference.info.name}; {ns.bins} bin edges per dimension on {subset}")

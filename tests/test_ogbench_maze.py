@@ -61,6 +61,13 @@ def test_layout_reward_and_recorded_success(built):
     assert meta["recipe"]["action_noise"] == 0.5 and meta["recipe"]["steps_per_episode"] == 1001
 
 
+def test_analysis_sees_the_stored_observations(built, tmp_path):
+    assert main(["datasets", "analyze", "pointmaze-medium-navigate", "--size", str(SIZE), "--out", str(tmp_path)]) == 0
+    [result] = json.loads((tmp_path / "analysis.json").read_text())["datasets"]
+    assert len(result["coverage"]["observations"]["std"]) == 2  # x, y: not the empty goal slot of training
+    assert result["recorded_success"]["episodes"] == 3
+
+
 def test_deterministic_whatever_the_workers(tmp_path):
     one = RECIPES["pointmaze-medium-stitch"].build(tmp_path / "one.hdf5", size=500, workers=1, log=lambda _: None)
     two = RECIPES["pointmaze-medium-stitch"].build(tmp_path / "two.hdf5", size=500, workers=2, log=lambda _: None)

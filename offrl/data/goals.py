@@ -151,3 +151,17 @@ def goals_from_observations(data: OfflineData, goal_env_id: str, threshold: floa
                    extra={**data.info.extra, "goal_threshold": threshold})
     return replace(data, observations=expand(data.observations), next_observations=expand(data.next_observations),
                    info=info)
+
+
+def observations_only(data: OfflineData) -> OfflineData:
+    """``data`` without the ``desired_goal`` slot ``goals_from_observations`` added (what the file holds);
+    other data unchanged. For analysis: the slot is empty until relabelling fills it."""
+    from dataclasses import replace
+
+    spec = data.info.obs_spec
+    if data.info.extra.get("dataset_form") != "goal-conditioned" or spec is None or ACHIEVED_KEY in spec.keys:
+        return data
+    part = spec.slice("observation")
+    return replace(data, observations=data.observations[:, part], next_observations=data.next_observations[:, part],
+                   info=replace(data.info, obs_spec=None))
+
