@@ -110,7 +110,8 @@ def synthetic_table(report: dict, tq: dict[str, float]) -> str:
         agent, values = g["agent"].rstrip("]").split("[")
         model, coef = values.split(",")
         column = "real" if model == "?" else "unguided" if float(coef) == 0 else f"guided ({float(coef):g})"
-        cells[(g["dataset"], agent, column)] = f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})" if g["n"] else ""
+        cell = f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})" if g["n"] else ""
+        cells[(g["dataset"], agent, column)] = cell
     columns = ["real", "unguided"] + sorted({c for *_, c in cells} - {"real", "unguided"})
     rows = sorted({(d, a) for d, a, _ in cells}, key=lambda r: (dataset_order(r[0]), list(NAMES).index(r[1])))
     lines = ["| dataset (normalized score) | agent | " + " | ".join(

@@ -55,7 +55,8 @@ def test_layout_reward_and_recorded_success(built):
             and (arrays["infos/goal"][i - 1] == arrays["infos/goal"][i]).all()
         arrivals[episode] = arrivals.get(episode, 0) + int(arrays["rewards"][i] > 0 and not stay)
     recorded = meta["oracle_success"]
-    assert recorded["episodes"] == 3 and recorded["arrivals_per_episode"] == pytest.approx(np.mean(list(arrivals.values())))
+    assert recorded["episodes"] == 3
+    assert recorded["arrivals_per_episode"] == pytest.approx(np.mean(list(arrivals.values())))
     assert recorded["arrivals_per_episode"] > 2  # the noisy oracle still reaches goal after goal
     assert meta["dataset_form"] == b"goal-conditioned" and meta["env_id"] == b"pointmaze-medium-v0"
     assert meta["recipe"]["action_noise"] == 0.5 and meta["recipe"]["steps_per_episode"] == 1001
@@ -101,7 +102,8 @@ def test_goal_conditioned_training_reports_success(built, tmp_path):
                  f"hydra.run.dir={run}"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["env_id"] == GOAL_ENV_PREFIX + "pointmaze-medium-v0"
-    assert 0.0 <= results["success_rate"] <= 1.0 and results["eval_history"][-1]["success_rate"] == results["success_rate"]
+    assert 0.0 <= results["success_rate"] <= 1.0
+    assert results["eval_history"][-1]["success_rate"] == results["success_rate"]
 
 
 def test_unknown_maze_name_is_one_line(capsys):
