@@ -523,8 +523,7 @@ def _datasets(args: list[str]) -> int:
         return 0
     if ns.force:
         cached_path(ns.name, ns.size).unlink(missing_ok=True)
-    options = {} if ns.name in RECIPES else {"workers": ns.workers,
-                                              "from_run": Path(ns.from_run) if ns.from_run else None}
+    options = {"workers": ns.workers, "from_run": Path(ns.from_run) if ns.from_run else None}
     path = ensure_recipe_dataset(ns.name, ns.size, **options)
     info = read_d4rl_hdf5(path).info
     print(json.dumps({"path": str(path), "ref_min_score": info.ref_min_score, "ref_max_score": info.ref_max_score}))

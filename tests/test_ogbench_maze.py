@@ -81,6 +81,13 @@ def test_deterministic_whatever_the_workers(tmp_path):
     assert all(len(np.unique(a["infos/goal"][a["infos/episode"] == e], axis=0)) == 1 for e in range(3))
 
 
+def test_build_honours_workers(built):
+    root, _ = built
+    assert main(["datasets", "build", "pointmaze-medium-stitch", "--size", "400", "--workers", "1"]) == 0
+    _, meta = _read(root / "data" / "pointmaze-medium-stitch-400.hdf5")
+    assert meta["recipe"]["workers"] == 1
+
+
 def test_evaluation_cycles_through_ogbench_tasks():
     register_extra_envs()
     env = gym.make(GOAL_ENV_PREFIX + "pointmaze-medium-v0")
