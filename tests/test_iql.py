@@ -143,6 +143,26 @@ def test_deterministic_policy_option_minimises_the_weighted_squared_error():
     torch.testing.assert_close(metrics["actor_loss"], (weight * error).mean())
 
 
+def test_ddpgbc_extraction_is_normalised_q_of_the_mode_plus_alpha_bc():
+    """OGBench's GCIQL policy loss: -E Q(s, clip(mode)) / sg(E |Q|) - alpha E log pi(a|s), on the online critic."""
+    agent = _agent(extraction="ddpgbc", alpha=0.003)
+    batch = _batch()
+    with torch.no_grad():
+        mode = agent.actor.mode(batch.obs).clamp(-1.0, 1.0)
+        q = agent.critic(batch.obs, mode).min(dim=-2).values
+        nll = -agent.actor.log_prob(batch.obs, batch.actions)
+        expected = -q.mean() / q.abs().mean() + 0.003 * nll.mean()
+        q_before = q.mean()
+    metrics = agent.actor_step(batch, target_q=torch.zeros(len(batch.obs)))
+    torch.testing.assert_close(metrics["actor_loss"], expected)
+    for _ in range(20):
+        agent.actor_step(batch, target_q=torch.zeros(len(batch.obs)))
+    with torch.no_grad():  # the policy climbs the critic (alpha small)
+        assert agent.critic(batch.obs, agent.actor.mode(batch.obs).clamp(-1, 1)).min(dim=-2).values.mean() > q_before
+    with pytest.raises(ConfigError, match="agent.extraction"):
+        _agent(extraction="awac")
+
+
 def test_target_critic_is_a_polyak_average_with_rate_tau():
     agent = _agent(tau=0.25)
     old_target = _snapshot(agent.critic_target)

@@ -6,6 +6,8 @@ Per iteration, in the order of the official code (V, then the policy with the ne
     value:   u = min_j Q_target_j(s, a) - V(s),   L_V = E |expectile - 1(u < 0)| u^2
     policy:  w = min(exp(beta sg(min_j Q_target_j(s, a) - V(s))), exp_adv_max),   L_pi = -E w log pi(a|s)
              (deterministic option: L_pi = E w ||pi(s) - a||^2)
+             or, ``extraction=ddpgbc`` (OGBench's GCIQL): q = min_j Q_j(s, clip(mode pi(s))),
+             L_pi = -E q / sg(E |q|) - alpha E log pi(a|s)
     critic:  y = r + gamma (1 - d) sg(V(s')),   L_Q = sum_j E (Q_j(s, a) - y)^2
     Polyak:  Q_target <- tau Q + (1 - tau) Q_target
 Policy: pi(a|s) = N(tanh(mu(s)), diag sigma^2), log sigma a state-independent parameter clipped to
@@ -28,6 +30,7 @@ from offrl.errors import ConfigError
 from offrl.nets import DeterministicActor, EnsembleCritic, GaussianActor, frozen_copy, mlp, polyak_update
 
 POLICIES = ("gaussian", "deterministic")
+EXTRACTIONS = ("awr", "ddpgbc")
 
 
 @dataclass
@@ -49,6 +52,10 @@ class IQLConfig(AgentConfig):
     log_std_min: float = -5.0  # the official learner; PGD's JAX port clips at -20
     log_std_max: float = 2.0
     actor_dropout: float = 0.0  # on the policy's hidden layers; the official code: 0.1 on Kitchen/Adroit only
+    # policy extraction: awr (the paper) | ddpgbc (OGBench's GCIQL: maximise the normalised Q of the policy's
+    # mode with a BC term of weight alpha; OGBench's pointmaze setting alpha = 0.003, expectile 0.9)
+    extraction: str = "awr"
+    alpha: float = 0.3
 
 
 def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
@@ -79,6 +86,8 @@ class IQL(Agent):
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int) -> None:
         if cfg.policy not in POLICIES:
             raise ConfigError(f"agent.policy='{cfg.policy}' is unknown; expected one of {list(POLICIES)}")
+        if cfg.extraction not in EXTRACTIONS:
+            raise ConfigError(f"agent.extraction='{cfg.extraction}' is unknown; expected one of {list(EXTRACTIONS)}")
         if cfg.actor_lr_schedule_steps is not None and cfg.actor_lr_schedule_steps <= 0:
             raise ConfigError(f"agent.actor_lr_schedule_steps={cfg.actor_lr_schedule_steps}; expected a positive "
                               "number of updates or null (constant lr)")
@@ -117,16 +126,25 @@ class IQL(Agent):
         return {"value_loss": value_loss.detach(), "v": v.mean(dim=-1).detach()}, target_q
 
     def actor_step(self, batch: Batch, target_q: Tensor) -> dict[str, Tensor]:
-        """Advantage-weighted regression with the advantage min_j Q_target_j(s, a) - V(s) (V as updated)."""
+        """Advantage-weighted regression with the advantage min_j Q_target_j(s, a) - V(s) (V as updated), or
+        DDPG+BC on the online critic (``extraction=ddpgbc``)."""
         cfg = self.cfg
+        if cfg.policy == "gaussian":
+            nll = -self.actor.log_prob(batch.obs, batch.actions)
+        else:
+            nll = (self.actor(batch.obs) - batch.actions).pow(2).sum(-1)
+        if cfg.extraction == "ddpgbc":
+            mode = self.actor.mode(batch.obs) if cfg.policy == "gaussian" else self.actor(batch.obs)
+            q = self.critic(batch.obs, mode.clamp(-1.0, 1.0)).min(dim=-2).values
+            q_term = -q.mean(dim=-1) / q.abs().mean(dim=-1).detach()
+            actor_loss = q_term + cfg.alpha * nll.mean(dim=-1)
+            self.optimize("actor", actor_loss)  # gradients reach the actor only
+            return {"actor_loss": actor_loss.detach(), "actor_q": q.mean(dim=-1).detach(),
+                    "bc_nll": nll.mean(dim=-1).detach()}
         with torch.no_grad():
             advantage = target_q - self.value(batch.obs).squeeze(-1)
             weight = torch.exp(cfg.beta * advantage).clamp(max=cfg.exp_adv_max)
-        if cfg.policy == "gaussian":
-            per_sample = -self.actor.log_prob(batch.obs, batch.actions)
-        else:
-            per_sample = (self.actor(batch.obs) - batch.actions).pow(2).sum(-1)
-        actor_loss = (weight * per_sample).mean(dim=-1)
+        actor_loss = (weight * nll).mean(dim=-1)
         self.optimize("actor", actor_loss)
         return {"actor_loss": actor_loss.detach(), "advantage": advantage.mean(dim=-1),
                 "awr_weight": weight.mean(dim=-1),
