@@ -158,6 +158,8 @@ EXPERIMENTS = {
     # the robotics runs of 2026-12-02 (commands in experiments/robotics.sh)
     "robotics": (["gc_pointmaze", "cube_single"], ["--metric", "success_rate"], success_table),
     "iql_check": (["iql_check"], ["--metric", "normalized_score"], None),
+    # GCBC on OGBench's pointmaze-medium-navigate protocol (experiments/ogbench_navigate.sh)
+    "ogbench_navigate": (["ogbench_navigate"], ["--metric", "success_rate"], success_table),
     # real vs unguided vs policy-guided synthetic data (experiments/pgd_agents.sh)
     "pgd": (["pgd_agents"], ["--metric", "normalized_score", "--by", "synthetic.model,synthetic.guidance_coef"],
             synthetic_table),
