@@ -7,18 +7,20 @@
 # Recorded: hopper-medium with 1024 trajectories (2026-12-02 morning), hopper-medium-replay and
 # walker2d-medium-replay with 512 (2026-12-02 evening: half the sampling time, to fit both in one session).
 # Runs that finished are skipped, so a killed job restarts where it stopped.
-# Usage: bash experiments/pgd_agents.sh DATASET [TRAJECTORIES]   (default 1024)
-# Table: python experiments/make_readme_tables.py --archive --only pgd pgd_medium_replay
+# Usage: bash experiments/pgd_agents.sh DATASET [TRAJECTORIES] [AGENTS]   (defaults 1024, "td3bc iql"; two jobs
+# side by side: one per agent, the second started once the first has trained the model)
+# Table: python experiments/make_readme_tables.py --archive --only pgd
 set -e
 export OMP_NUM_THREADS=1
 dataset=${1:?dataset, e.g. hopper-medium-replay}
 trajectories=${2:-1024}
+agents=${3:-td3bc iql}
 model=experiments/runs/pgd/$dataset
 if [ ! -f $model/results.json ]; then
   if [ -f $model/checkpoint.pt ]; then offrl diffusion train resume=$model
   else offrl diffusion train dataset=$dataset preset=cpu steps=12000 dir=$model; fi
 fi
-for seed in 0 1 2; do for agent in td3bc iql; do for synth in none unguided pgd; do
+for seed in 0 1 2; do for agent in $agents; do for synth in none unguided pgd; do
   dir=experiments/runs/pgd_agents/$dataset/${agent}_${synth}_s$seed
   [ -f $dir/results.json ] && continue
   rm -rf $dir
