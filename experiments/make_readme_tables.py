@@ -185,10 +185,12 @@ def replace_table(text: str, table: str) -> tuple[str, bool]:
 
 
 def archive(runs: Path, records: Path) -> int:
-    """Copy results.json and config.yaml of every finished run under ``runs`` to the same place under
-    ``records``; the number of runs copied."""
+    """Copy results.json and config.yaml of every finished training run under ``runs`` to the same place
+    under ``records``; the number of runs copied."""
     copied = 0
     for results in sorted(runs.rglob("results.json")):
+        if "agent" not in json.loads(results.read_text()):
+            continue  # not an offrl train run (e.g. a trajectory model's offrl diffusion train)
         target = records / results.parent.relative_to(runs)
         target.mkdir(parents=True, exist_ok=True)
         for name in ("results.json", "config.yaml"):
