@@ -132,9 +132,10 @@ class IQL(Agent):
         if cfg.policy == "gaussian":
             nll = -self.actor.log_prob(batch.obs, batch.actions)
         else:
-            nll = (self.actor(batch.obs) - batch.actions).pow(2).sum(-1)
+            prediction = self.actor(batch.obs)
+            nll = (prediction - batch.actions).pow(2).sum(-1)
         if cfg.extraction == "ddpgbc":
-            mode = self.actor.mode(batch.obs) if cfg.policy == "gaussian" else self.actor(batch.obs)
+            mode = self.actor.mode(batch.obs) if cfg.policy == "gaussian" else prediction  # one actor forward
             q = self.critic(batch.obs, mode.clamp(-1.0, 1.0)).min(dim=-2).values
             q_term = -q.mean(dim=-1) / q.abs().mean(dim=-1).detach()
             actor_loss = q_term + cfg.alpha * nll.mean(dim=-1)
