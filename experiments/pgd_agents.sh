@@ -6,7 +6,8 @@
 # the second guided at coefficient 1 by the agent at 5k updates), 10 evaluation episodes, seeds 0-2.
 # Recorded: hopper-medium with 1024 trajectories (2026-12-02 morning), hopper-medium-replay and
 # walker2d-medium-replay with 512 (2026-12-02 evening: half the sampling time, to fit both in one session).
-# Runs that finished are skipped, so a killed job restarts where it stopped.
+# Runs that finished, here or in the committed records (experiments/records/pgd_agents), are skipped, so a
+# killed job restarts where it stopped and a new machine runs only what the records lack.
 # Usage: bash experiments/pgd_agents.sh DATASET [TRAJECTORIES] [AGENTS]   (defaults 1024, "td3bc iql"; two jobs
 # side by side: one per agent, the second started once the first has trained the model)
 # Table: python experiments/make_readme_tables.py --archive --only pgd
@@ -23,6 +24,7 @@ fi
 for seed in 0 1 2; do for agent in $agents; do for synth in none unguided pgd; do
   dir=experiments/runs/pgd_agents/$dataset/${agent}_${synth}_s$seed
   [ -f $dir/results.json ] && continue
+  [ -f experiments/records/pgd_agents/$dataset/${agent}_${synth}_s$seed/results.json ] && continue
   rm -rf $dir
   extra=""
   [ $synth != none ] && extra="synthetic.model=$model synthetic.num_trajectories=$trajectories synthetic.refresh_every=5000"

@@ -93,7 +93,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path, small_default
 
 
 def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path):
-    args = ["agent=sac", *ONLINE, "trainer.steps=3000", "trainer.checkpoint_every=100", "trainer.eval_every=3000"]
+    args = ["agent=sac", *ONLINE, "trainer.steps=1200", "trainer.checkpoint_every=100", "trainer.eval_every=1200"]
     reference = tmp_path / "uninterrupted"
     assert main(["train", *args, f"hydra.run.dir={reference}"]) == 0
     run = tmp_path / "run"
@@ -103,7 +103,7 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"continue with: offrl train resume={run}" in err
-    assert checkpoint.load(run / "checkpoints" / "last.pt")["phases"]["online"]["step"] < 3000
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["phases"]["online"]["step"] < 1200
     assert main(["train", f"resume={run}"]) == 0
     _assert_same_run(run, reference)
 

@@ -14,8 +14,8 @@ from offrl import checkpoint
 from offrl.cli import main
 from tests.conftest import FAST
 
-ARGS = [*FAST, "trainer.steps=6000", "trainer.checkpoint_every=500", "trainer.eval_every=6000",
-        "trainer.log_every=500", "seed=7", "threads=1"]
+ARGS = [*FAST, "trainer.steps=2000", "trainer.checkpoint_every=200", "trainer.eval_every=2000",
+        "trainer.log_every=200", "seed=7", "threads=1"]
 
 
 def _params(run_dir):
@@ -38,7 +38,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, small_default_datas
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     state = checkpoint.load(last)
-    assert 0 < state["phases"]["offline"]["step"] < 6000, "the run should have been killed mid-way"
+    assert 0 < state["phases"]["offline"]["step"] < 2000, "the run should have been killed mid-way"
     assert not (killed / "results.json").exists()
 
     assert main(["train", f"resume={killed}"]) == 0
@@ -48,7 +48,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, small_default_datas
         if isinstance(expected[key], torch.Tensor):
             torch.testing.assert_close(resumed[key], expected[key], rtol=0, atol=0, msg=key)
     a, b = (json.loads((d / "results.json").read_text()) for d in (killed, reference))
-    assert a["steps"] == b["steps"] == 6000 and a["return_mean"] == b["return_mean"]
+    assert a["steps"] == b["steps"] == 2000 and a["return_mean"] == b["return_mean"]
 
 
 def test_checkpoint_holds_everything_needed(tmp_path, small_default_dataset):
