@@ -1,18 +1,37 @@
 #!/bin/bash
-# GCBC on OGBench's pointmaze-medium-navigate, on OGBench's protocol: its data recipe (offrl/data/ogbench_maze.py)
-# and its five evaluation tasks (10 episodes each here, OGBench 50), OGBench's GCBC network and batch (MLP
-# 512x512x512, batch 1024, lr 3e-4, unnormalised observations, goals uniform over the episode's future) for
-# STEPS updates (default 20000: 2% of OGBench's 1M), seeds 0-2, one 1-thread job (2026-12-02, 2-core CPU).
+# GCBC and GCIQL on OGBench's pointmaze-medium-navigate, on OGBench's protocol: its data recipe
+# (offrl/data/ogbench_maze.py) and its five evaluation tasks (10 episodes each here, OGBench 50), unnormalised
+# observations, OGBench's network and batch (MLP 512x512x512, batch 1024, lr 3e-4), seeds 0-2, one 1-thread job
+# per call (2-core CPU: two calls side by side at most).
+#   bc:    GCBC, goals uniform over the episode's future, STEPS updates (default 20000: 2% of OGBench's 1M;
+#          recorded 2026-12-02 and -03)
+#   gciql: GCIQL with OGBench's pointmaze settings: expectile 0.9, DDPG+BC extraction with alpha 0.003, the
+#          value's goals 0.2 current / 0.5 future (geometric, 0.99) / 0.3 random with rewards success - 1, the
+#          policy's goals uniform over the future; STEPS default 10000 (1% of OGBench's 1M: 3 updates/s here;
+#          recorded 2026-12-03)
+# Runs that finished, here or in the committed records (experiments/records/ogbench_navigate), are skipped.
 # Table: python experiments/make_readme_tables.py --archive --only ogbench_navigate --write-readme
-# Usage: bash experiments/ogbench_navigate.sh [STEPS]
+# Usage: bash experiments/ogbench_navigate.sh [bc|gciql] [STEPS] [SEEDS]   (defaults bc, see above, "0 1 2")
 set -e
 export OMP_NUM_THREADS=1
-steps=${1:-20000}
-for seed in 0 1 2; do
-  dir=experiments/runs/ogbench_navigate/bc_pointmaze-medium-navigate_s$seed
+method=${1:-bc}
+seeds=${3:-0 1 2}
+common="dataset=pointmaze-medium-navigate threads=1 agent.hidden_dims=[512,512,512] agent.normalize_states=false
+  trainer.batch_size=1024 trainer.eval_episodes=50"
+case $method in
+  bc) agent=bc; steps=${2:-20000}; extra="" ;;
+  gciql) agent=iql; steps=${2:-10000}
+    extra="agent.extraction=ddpgbc agent.alpha=0.003 agent.expectile=0.9 dataset.relabel.p_current=0.2
+      dataset.relabel.p_trajectory=0.5 dataset.relabel.p_random=0.3 dataset.relabel.geometric=0.99
+      dataset.relabel.negative=true dataset.relabel.policy.enabled=true" ;;
+  *) echo "ogbench_navigate.sh: method '$method' is unknown; expected bc or gciql" >&2; exit 2 ;;
+esac
+for seed in $seeds; do
+  run=${agent}_pointmaze-medium-navigate_s$seed
+  [ -f experiments/records/ogbench_navigate/$run/results.json ] && continue
+  dir=experiments/runs/ogbench_navigate/$run
   [ -f $dir/results.json ] && continue
   rm -rf $dir
-  offrl train agent=bc dataset=pointmaze-medium-navigate seed=$seed threads=1 'agent.hidden_dims=[512,512,512]' \
-    agent.normalize_states=false trainer.batch_size=1024 trainer.steps=$steps trainer.eval_every=$((steps / 4)) \
-    trainer.eval_episodes=50 hydra.run.dir=$dir
+  offrl train agent=$agent seed=$seed $common $extra trainer.steps=$steps trainer.eval_every=$((steps / 4)) \
+    hydra.run.dir=$dir
 done

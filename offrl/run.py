@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from offrl import checkpoint
-from offrl.agents import AgentConfig, agent_config, make_agent
+from offrl.agents import AGENTS, AgentConfig, agent_config, make_agent
 from offrl.config import typed
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import Mixture, StoreSampler
@@ -186,6 +186,10 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         store = TransitionStore.from_data(data, device, seed=top.seed)
         store.normalize_obs(normalizer)
         if wants_relabelling(dataset_cfg.relabel, info.obs_spec, info.location):
+            if dataset_cfg.relabel.policy.enabled and not AGENTS[agent_cfg.name].policy_goals:
+                readers = sorted(name for name, cls in AGENTS.items() if cls.policy_goals)
+                raise ConfigError(f"dataset.relabel.policy: agent={agent_cfg.name} trains its policy on the "
+                                  f"transition's goals; policy goals of their own need one of {readers}")
             offline_source = GoalRelabel(store, info.obs_spec, normalizer, dataset_cfg.relabel,
                                          threshold=goal_threshold(info))
             print(f"offrl: goal-conditioned: hindsight relabelling {dataset_cfg.relabel}")

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from offrl.agents.base import Agent, adam
-from offrl.data.store import Batch
+from offrl.data.store import Batch, combine
 from offrl.errors import ConfigError
 from offrl.nets import EnsembleLinear, EnsembleMLP, GaussianActor, SeedLinear
 
@@ -79,7 +79,7 @@ def _restacked(lone: Agent, stacked: Agent, opt: torch.optim.Optimizer) -> torch
 
 def stack_batches(batches: Sequence[Batch]) -> Batch:
     """K batches (one per seed) as one batch with a leading seed axis."""
-    return Batch(*(torch.stack(fields) for fields in zip(*batches)))
+    return combine(batches, torch.stack)
 
 
 def seed_state_dict(stacked: Agent, k: int, lone: Agent) -> dict[str, Tensor]:

@@ -565,11 +565,12 @@ def utd_update(agent: Agent, batch: Batch, utd: int) -> dict[str, Tensor]:
     """RLPD/EXPO's update schedule: ``agent.critic_update`` on each of ``utd`` consecutive minibatches
     of ``batch`` (a Mixture interleaves its rows, so each keeps the offline/online shares), then
     ``agent.policy_update`` once, on the last minibatch."""
-    minibatches = list(zip(*(field.tensor_split(utd) for field in batch)))
+    parts = [None if field is None else field.tensor_split(utd) for field in batch]
+    minibatches = [Batch(*(None if part is None else part[k] for part in parts)) for k in range(utd)]
     metrics: dict[str, Tensor] = {}
-    for fields in minibatches:
-        metrics.update(agent.critic_update(Batch(*fields)))
-    metrics.update(agent.policy_update(Batch(*minibatches[-1])))
+    for minibatch in minibatches:
+        metrics.update(agent.critic_update(minibatch))
+    metrics.update(agent.policy_update(minibatches[-1]))
     return metrics
 
 

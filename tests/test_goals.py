@@ -146,3 +146,49 @@ def make_raw_episodes():
     raw = make_episodes([6, 5], ["timeout", "timeout"], obs_dim=3, act_dim=3)
     ends = raw.pop("terminals") | raw.pop("timeouts")
     return {**raw, "terminals": np.zeros(len(ends), bool), "episode_ends": ends}
+
+
+def test_policy_goals_come_from_their_own_mixture():
+    """dataset.relabel.policy.enabled: the transition (reward, end) keeps its mixture's goals, the policy's loss gets
+    goals of its own in Batch.policy_obs, with the same states."""
+    from offrl.data.arrays import DatasetInfo, OfflineData
+    from offrl.data.goals import PolicyGoals, goals_from_observations
+
+    data = goals_from_observations(OfflineData(**make_raw_episodes(), info=DatasetInfo(name="gc", source="test",
+                                                                                     location="gc")),
+                                   "offrl-test/goal-v0", threshold=1e-4)
+    spec = data.info.obs_spec
+    store = TransitionStore.from_data(data, seed=0)
+    cfg = GoalRelabelConfig(p_current=1.0, p_trajectory=0.0, negative=True, policy=PolicyGoals(enabled=True))
+    batch = GoalRelabel(store, spec, ObsNormalizer(6), cfg, threshold=1e-4).sample(512)
+    state, goal = spec.slice("observation"), spec.slice("desired_goal")
+    assert torch.equal(batch.obs[:, goal], batch.obs[:, state] + 1) and bool(batch.dones.all())
+    assert bool((batch.rewards == 0.0).all())  # negative: success - 1
+    policy_goal = batch.policy_obs[:, goal]
+    assert torch.equal(batch.policy_obs[:, state], batch.obs[:, state]) and torch.equal(batch.actor_obs, batch.policy_obs)
+    episode_of = lambda v: torch.div(v[:, 0], 1000, rounding_mode="floor")  # noqa: E731
+    obs = batch.obs[:, state]
+    assert torch.equal(episode_of(policy_goal), episode_of(obs)) and (policy_goal[:, 0] >= obs[:, 0] + 1).all()
+    assert (policy_goal[:, 0] > obs[:, 0] + 1).float().mean() > 0.3  # goals further ahead than the value's
+    no_policy = GoalRelabel(store, spec, ObsNormalizer(6), GoalRelabelConfig(), threshold=1e-4).sample(8)
+    assert no_policy.policy_obs is None and no_policy.actor_obs is no_policy.obs
+
+
+def test_batches_with_and_without_policy_observations_combine():
+    from offrl.data.store import Batch, combine
+
+    plain = Batch(*(torch.zeros(2, 3) for _ in range(2)), torch.zeros(2), torch.zeros(2, 3), torch.zeros(2))
+    own = plain._replace(obs=torch.ones(2, 3), policy_obs=torch.full((2, 3), 2.0))
+    joined = combine([own, plain], torch.cat)
+    assert joined.policy_obs.tolist() == [[2.0] * 3] * 2 + [[0.0] * 3] * 2 and joined.obs[:2].eq(1).all()
+    assert combine([plain, plain], torch.stack).policy_obs is None
+    assert joined.map(lambda x: x[1:]).policy_obs.shape == (3, 3) and plain.map(lambda x: x[:1]).policy_obs is None
+
+
+def test_policy_goals_with_an_agent_that_ignores_them_exit_2(maze_file, tmp_path, capsys):
+    from offrl.cli import main
+
+    code = main(["train", "agent=td3bc", "dataset=hdf5", f"dataset.path={maze_file}", "env=PointMaze_UMaze-v3",
+                 "dataset.relabel.policy.enabled=true", "trainer.steps=2", f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "dataset.relabel.policy: agent=td3bc" in err and "['bc', 'iql']" in err

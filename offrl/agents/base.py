@@ -39,6 +39,9 @@ class Agent(nn.Module):
     # True: the update is written for a leading seed axis (losses reduced over the trailing batch dims
     # only, noise from noise_like), so offrl.seeds.stack_agents can train K seeds in one process.
     seed_axis: ClassVar[bool] = False
+    # True: the policy's loss reads ``Batch.actor_obs``, so a batch source may give the policy observations
+    # of its own (goal relabelling's ``dataset.relabel.policy``: the policy's goals apart from the values')
+    policy_goals: ClassVar[bool] = False
 
     def __init__(self, cfg: AgentConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__()

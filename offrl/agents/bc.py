@@ -24,13 +24,14 @@ class BCConfig(AgentConfig):
 class BC(Agent):
     config_class = BCConfig
     seed_axis = True
+    policy_goals = True
     def __init__(self, cfg: BCConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
         self.optimizers = {"actor": adam(self.actor, cfg.lr)}
 
     def iteration(self, batch: Batch) -> dict[str, Tensor]:
-        loss = (self.actor(batch.obs) - batch.actions).pow(2).mean(dim=(-2, -1))  # per seed with a seed axis
+        loss = (self.actor(batch.actor_obs) - batch.actions).pow(2).mean(dim=(-2, -1))  # per seed with a seed axis
         self.optimize("actor", loss)
         return {"bc_loss": loss.detach()}
 

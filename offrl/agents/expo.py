@@ -299,7 +299,7 @@ class EXPO(Agent):
         """Offline pre-training trains the base policy only (card C.7: pretrain_q = pretrain_edit = False)."""
         rows = self.cfg.pretrain_batch_size
         if rows is not None and rows < len(batch.obs):
-            batch = Batch(*(x[-rows:] for x in batch))
+            batch = batch.map(lambda x: x[-rows:])
         self.before_update()
         metrics = self.base_step(batch)
         self.pretrain_steps += 1

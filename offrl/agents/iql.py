@@ -83,6 +83,7 @@ def evaluation_mode(module: nn.Module) -> Iterator[None]:
 class IQL(Agent):
     config_class = IQLConfig
     seed_axis = True
+    policy_goals = True
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int) -> None:
         if cfg.policy not in POLICIES:
             raise ConfigError(f"agent.policy='{cfg.policy}' is unknown; expected one of {list(POLICIES)}")
@@ -127,23 +128,27 @@ class IQL(Agent):
 
     def actor_step(self, batch: Batch, target_q: Tensor) -> dict[str, Tensor]:
         """Advantage-weighted regression with the advantage min_j Q_target_j(s, a) - V(s) (V as updated), or
-        DDPG+BC on the online critic (``extraction=ddpgbc``)."""
+        DDPG+BC on the online critic (``extraction=ddpgbc``); on the batch's ``actor_obs`` (the policy's own
+        goals where goal relabelling gives it some)."""
         cfg = self.cfg
+        obs = batch.actor_obs
         if cfg.policy == "gaussian":
-            nll = -self.actor.log_prob(batch.obs, batch.actions)
+            nll = -self.actor.log_prob(obs, batch.actions)
         else:
-            prediction = self.actor(batch.obs)
+            prediction = self.actor(obs)
             nll = (prediction - batch.actions).pow(2).sum(-1)
         if cfg.extraction == "ddpgbc":
-            mode = self.actor.mode(batch.obs) if cfg.policy == "gaussian" else prediction  # one actor forward
-            q = self.critic(batch.obs, mode.clamp(-1.0, 1.0)).min(dim=-2).values
+            mode = self.actor.mode(obs) if cfg.policy == "gaussian" else prediction  # one actor forward
+            q = self.critic(obs, mode.clamp(-1.0, 1.0)).min(dim=-2).values
             q_term = -q.mean(dim=-1) / q.abs().mean(dim=-1).detach()
             actor_loss = q_term + cfg.alpha * nll.mean(dim=-1)
             self.optimize("actor", actor_loss)  # gradients reach the actor only
             return {"actor_loss": actor_loss.detach(), "actor_q": q.mean(dim=-1).detach(),
                     "bc_nll": nll.mean(dim=-1).detach()}
         with torch.no_grad():
-            advantage = target_q - self.value(batch.obs).squeeze(-1)
+            if batch.policy_obs is not None:  # the value step's target Q was for the transition's goals
+                target_q = self.critic_target(obs, batch.actions).min(dim=-2).values
+            advantage = target_q - self.value(obs).squeeze(-1)
             weight = torch.exp(cfg.beta * advantage).clamp(max=cfg.exp_adv_max)
         actor_loss = (weight * nll).mean(dim=-1)
         self.optimize("actor", actor_loss)

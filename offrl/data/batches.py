@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from offrl.data.store import Batch, TransitionStore
+from offrl.data.store import Batch, combine, TransitionStore
 from offrl.errors import ConfigError
 
 
@@ -84,9 +84,9 @@ class Mixture:
     def sample(self, batch_size: int) -> Batch:
         counts = self.counts(batch_size)
         parts = [source.sample(n) for source, n in zip(self.sources, counts) if n > 0]
-        joined = Batch(*(torch.cat(fields) for fields in zip(*parts)))
+        joined = combine(parts, torch.cat)
         order = self._order(tuple(counts), joined.obs.device)
-        return Batch(*(field[order] for field in joined))
+        return joined.map(lambda field: field[order])
 
     def refresh(self, agent_step: int) -> None:
         for source in self.sources:

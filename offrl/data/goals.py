@@ -10,7 +10,8 @@ env's sparse success test 1{||achieved(s') - g|| <= threshold}, and the transiti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,21 +33,44 @@ def goal_threshold(info: DatasetInfo) -> float:
 
 
 @dataclass
-class GoalRelabelConfig:
-    enabled: bool | None = None  # None: on when the data's observation spec has goal keys
+class GoalMixture:
+    """Where a relabelled goal comes from: shares of the three sources and the future offsets' law."""
+
     p_current: float = 0.0  # goal = this transition's achieved goal
     p_trajectory: float = 1.0  # goal = a future achieved goal of the same episode (OGBench GCBC: 1.0)
     p_random: float = 0.0  # goal = the achieved goal of a random row
     geometric: float | None = None  # None: future offsets uniform; else offsets ~ Geometric(1 - geometric)
-    threshold: float | None = None  # success radius; None: the data's goal_threshold, else 0.45 (PointMaze)
 
-    def check(self) -> None:
+    def check(self, where: str) -> None:
         shares = (self.p_current, self.p_trajectory, self.p_random)
         if min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6:
-            raise ConfigError(f"dataset.relabel: p_current, p_trajectory, p_random = {shares} must be non-negative "
+            raise ConfigError(f"{where}: p_current, p_trajectory, p_random = {shares} must be non-negative "
                               "and sum to 1")
         if self.geometric is not None and not 0.0 < self.geometric < 1.0:
-            raise ConfigError(f"dataset.relabel.geometric={self.geometric} must lie in (0, 1) or be null")
+            raise ConfigError(f"{where}.geometric={self.geometric} must lie in (0, 1) or be null")
+
+
+@dataclass
+class PolicyGoals(GoalMixture):
+    """The policy's own goals; by default OGBench's GCIQL actor: a uniform future state of the episode."""
+
+    enabled: bool = False  # False: the policy sees the transition's goals
+
+
+@dataclass
+class GoalRelabelConfig(GoalMixture):
+    """The transition's goals (its reward and end: what values and critics learn) are this mixture;
+    ``policy.enabled`` gives the policy's loss goals of its own (``Batch.policy_obs``), as OGBench's GCIQL draws
+    its value's goals from (0.2, 0.5, 0.3, geometric 0.99) and its policy's from (0, 1, 0, uniform)."""
+
+    enabled: bool | None = None  # None: on when the data's observation spec has goal keys
+    threshold: float | None = None  # success radius; None: the data's goal_threshold, else 0.45 (PointMaze)
+    negative: bool = False  # reward success - 1 (OGBench's gc_negative, its GCIQL default) instead of success
+    policy: PolicyGoals = field(default_factory=PolicyGoals)
+
+    def check(self, where: str = "dataset.relabel") -> None:
+        super().check(where)
+        self.policy.check(f"{where}.policy")
 
 
 def wants_relabelling(cfg: GoalRelabelConfig, spec: ObservationSpec | None, where: str) -> bool:
@@ -84,29 +108,39 @@ class GoalRelabel(StoreSampler):
         a = self.achieved
         return next_obs[:, a] * self.std[a] + self.mean[a]
 
-    def sample(self, batch_size: int) -> Batch:
-        store, cfg, g = self.store, self.cfg, self.store.generator
-        device = store.device
-        index = torch.randint(0, len(store), (batch_size,), device=device, generator=g)
+    def _goal_rows(self, index: Tensor, mixture: GoalMixture) -> Tensor:
+        """For each row in ``index``, the row whose achieved goal becomes its goal under ``mixture``."""
+        store, g = self.store, self.store.generator
+        n, device = len(index), index.device
         left = (self.stop[index] - index).float()  # rows from this one to the end of its episode
-        u = torch.rand(batch_size, device=device, generator=g)
-        if cfg.geometric is None:
+        u = torch.rand(n, device=device, generator=g)
+        if mixture.geometric is None:
             offset = (u * left).floor().long()
         else:  # P(offset = k) proportional to geometric^k, truncated at the episode's end
-            offset = (torch.log1p(-u) / torch.log(torch.tensor(cfg.geometric, device=device))).floor().long()
+            offset = (torch.log1p(-u) / math.log(mixture.geometric)).floor().long()
             offset = torch.minimum(offset, left.long() - 1)
-        future = index + offset
-        random_rows = torch.randint(0, len(store), (batch_size,), device=device, generator=g)
-        choice = torch.rand(batch_size, device=device, generator=g)
-        source = torch.where(choice < cfg.p_current, index,
-                             torch.where(choice < cfg.p_current + cfg.p_trajectory, future, random_rows))
-        goal_raw = self._achieved(store.next_obs[source])
-        success = (self._achieved(store.next_obs[index]) - goal_raw).norm(dim=1) <= self.threshold
-        goal_norm = (goal_raw - self.mean[self.goal]) / self.std[self.goal]
-        obs, next_obs = store.obs[index].clone(), store.next_obs[index].clone()
-        obs[:, self.goal], next_obs[:, self.goal] = goal_norm, goal_norm
-        return Batch(obs, store.actions[index], success.float(), next_obs, success.float())
+        random_rows = torch.randint(0, len(store), (n,), device=device, generator=g)
+        choice = torch.rand(n, device=device, generator=g)
+        return torch.where(choice < mixture.p_current, index,
+                           torch.where(choice < mixture.p_current + mixture.p_trajectory, index + offset, random_rows))
 
+    def _with_goals(self, obs: Tensor, goal_raw: Tensor) -> Tensor:
+        obs = obs.clone()
+        obs[:, self.goal] = (goal_raw - self.mean[self.goal]) / self.std[self.goal]
+        return obs
+
+    def sample(self, batch_size: int) -> Batch:
+        store, cfg = self.store, self.cfg
+        index = torch.randint(0, len(store), (batch_size,), device=store.device, generator=store.generator)
+        goal_raw = self._achieved(store.next_obs[self._goal_rows(index, cfg)])
+        success = ((self._achieved(store.next_obs[index]) - goal_raw).norm(dim=1) <= self.threshold).float()
+        obs = store.obs[index]
+        policy_obs = None
+        if cfg.policy.enabled:
+            policy_obs = self._with_goals(obs, self._achieved(store.next_obs[self._goal_rows(index, cfg.policy)]))
+        reward = success - 1.0 if cfg.negative else success
+        return Batch(self._with_goals(obs, goal_raw), store.actions[index], reward,
+                     self._with_goals(store.next_obs[index], goal_raw), success, policy_obs)
 
 
 def goal_statistics(observations: np.ndarray, next_observations: np.ndarray, episode_ends: np.ndarray,

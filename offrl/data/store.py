@@ -7,6 +7,7 @@ store's device, so a batch never leaves the device.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,6 +23,27 @@ class Batch(NamedTuple):
     rewards: Tensor  # (B,)
     next_obs: Tensor  # (B, obs_dim)
     dones: Tensor  # (B,) 1.0 where the episode terminated (not at a time limit)
+    # what the policy is trained on where it differs from ``obs``: goal relabelling can give the policy
+    # other goals than the transition's (OGBench's GCIQL); None: ``obs``
+    policy_obs: Tensor | None = None
+
+    @property
+    def actor_obs(self) -> Tensor:
+        """The observations of the policy's loss: ``policy_obs`` where the batch has them, else ``obs``."""
+        return self.obs if self.policy_obs is None else self.policy_obs
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> Batch:
+        """``fn`` applied to every field (rows picked, split, moved) with ``policy_obs`` kept None if it is."""
+        return Batch(*(None if field is None else fn(field) for field in self))
+
+
+def combine(batches: Sequence[Batch], fn: Callable[[list[Tensor]], Tensor]) -> Batch:
+    """One batch from several, ``fn`` (cat, stack) applied field by field. ``policy_obs`` stays None unless
+    some batch has it; then the others give their ``obs``."""
+    fields = [fn(list(values)) for values in zip(*(b[:5] for b in batches))]
+    if all(b.policy_obs is None for b in batches):
+        return Batch(*fields)
+    return Batch(*fields, fn([b.actor_obs for b in batches]))
 
 
 class ObsNormalizer(nn.Module):
