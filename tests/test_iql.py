@@ -163,6 +163,23 @@ def test_ddpgbc_extraction_is_normalised_q_of_the_mode_plus_alpha_bc():
         _agent(extraction="awac")
 
 
+@pytest.mark.parametrize("extraction", ["awr", "ddpgbc"])
+def test_policy_step_trains_on_the_batchs_policy_observations(extraction):
+    """With Batch.policy_obs (the policy's own goals) the policy step is the step on those observations:
+    AWR recomputes its advantage there instead of using the value step's target Q."""
+    import copy
+
+    own, reference = _agent(extraction=extraction), _agent(extraction=extraction)
+    batch, other = _batch(seed=0), _batch(seed=1)
+    with torch.no_grad():
+        target_q = reference.critic_target(other.obs, batch.actions).min(dim=-2).values
+    reference.actor_step(other._replace(actions=batch.actions), target_q)
+    metrics = own.actor_step(batch._replace(policy_obs=other.obs), target_q=torch.full((64,), 1e3))
+    assert torch.isfinite(metrics["actor_loss"]) and all(
+        torch.equal(a, b) for a, b in zip(own.actor.parameters(), reference.actor.parameters()))
+    copy.deepcopy(own).update(batch._replace(policy_obs=other.obs))  # the whole update runs with them
+
+
 def test_target_critic_is_a_polyak_average_with_rate_tau():
     agent = _agent(tau=0.25)
     old_target = _snapshot(agent.critic_target)
