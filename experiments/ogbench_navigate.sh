@@ -5,7 +5,8 @@
 # per call (2-core CPU: two calls side by side at most).
 #   bc:    GCBC, goals uniform over the episode's future, STEPS updates (default 20000: 2% of OGBench's 1M;
 #          recorded 2026-12-02 and -03)
-#   gciql: GCIQL with OGBench's pointmaze settings: expectile 0.9, DDPG+BC extraction with alpha 0.003, the
+#   gciql: GCIQL with OGBench's pointmaze settings: expectile 0.9, DDPG+BC extraction with alpha 0.003,
+#          LayerNorm in V and Q, the policy's std fixed at 1, the
 #          value's goals 0.2 current / 0.5 future (geometric, 0.99) / 0.3 random with rewards success - 1, the
 #          policy's goals uniform over the future; STEPS default 10000 (1% of OGBench's 1M: 3 updates/s here;
 #          recorded 2026-12-03)
@@ -21,7 +22,8 @@ common="dataset=pointmaze-medium-navigate threads=1 agent.hidden_dims=[512,512,5
 case $method in
   bc) agent=bc; steps=${2:-20000}; extra="" ;;
   gciql) agent=iql; steps=${2:-10000}
-    extra="agent.extraction=ddpgbc agent.alpha=0.003 agent.expectile=0.9 dataset.relabel.p_current=0.2
+    extra="agent.extraction=ddpgbc agent.alpha=0.003 agent.expectile=0.9 agent.layer_norm=true
+      agent.log_std_min=0 agent.log_std_max=0 dataset.relabel.p_current=0.2
       dataset.relabel.p_trajectory=0.5 dataset.relabel.p_random=0.3 dataset.relabel.geometric=0.99
       dataset.relabel.negative=true dataset.relabel.policy.enabled=true" ;;
   *) echo "ogbench_navigate.sh: method '$method' is unknown; expected bc or gciql" >&2; exit 2 ;;

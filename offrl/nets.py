@@ -92,6 +92,18 @@ class EnsembleMLP(nn.Module):
         return x
 
 
+class NormedMLP(nn.Module):
+    """An MLP with a LayerNorm after every hidden layer: EnsembleMLP's layers with one member, so
+    offrl.seeds can stack it. (B, in) -> (B, out), (K, B, in) -> (K, B, out) with a seed axis."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256)) -> None:
+        super().__init__()
+        self.net = EnsembleMLP(1, in_dim, out_dim, hidden, layer_norm=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(-3)
+
+
 class EnsembleCritic(nn.Module):
     """``n`` Q-functions Q_j(s, a) as one module with a leading ensemble dimension: returns (n, B)
     ((K, n, B) with a seed axis).

@@ -180,6 +180,24 @@ def test_policy_step_trains_on_the_batchs_policy_observations(extraction):
     copy.deepcopy(own).update(batch._replace(policy_obs=other.obs))  # the whole update runs with them
 
 
+def test_layer_norm_and_a_fixed_std_give_ogbenchs_gciql_networks():
+    """layer_norm: a LayerNorm after every hidden layer of V and both Q heads (normalised pre-activations);
+    log_std_min = log_std_max = 0: the policy's std stays 1 (OGBench's const_std)."""
+    agent = _agent(layer_norm=True, extraction="ddpgbc", log_std_min=0.0, log_std_max=0.0)
+    batch = _batch()
+    v, q = agent.value(batch.obs), agent.critic(batch.obs, batch.actions)
+    assert v.shape == (64, 1) and q.shape == (2, 64)
+    with torch.no_grad():  # a LayerNorm after the first hidden layer: scaling that layer changes nothing
+        for first in (agent.value.net.layers[0], agent.critic.net.layers[0]):
+            first.weight.mul_(10.0), first.bias.mul_(10.0)
+    torch.testing.assert_close(agent.value(batch.obs), v, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(agent.critic(batch.obs, batch.actions), q, atol=1e-4, rtol=1e-4)
+    for _ in range(5):
+        agent.update(batch)
+    expected = Normal(agent.actor.mean(batch.obs), 1.0).log_prob(batch.actions).sum(-1)
+    torch.testing.assert_close(agent.actor.log_prob(batch.obs, batch.actions), expected)
+
+
 def test_target_critic_is_a_polyak_average_with_rate_tau():
     agent = _agent(tau=0.25)
     old_target = _snapshot(agent.critic_target)

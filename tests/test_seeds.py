@@ -23,6 +23,8 @@ CONFIGS = {
     "prdc": {"hidden_dims": [16, 16]},
     "iql": {"hidden_dims": [16, 16]},
     "iql_deterministic": {"name": "iql", "hidden_dims": [16, 16], "policy": "deterministic"},
+    "gciql": {"name": "iql", "hidden_dims": [16, 16], "layer_norm": True, "extraction": "ddpgbc",  # OGBench's GCIQL
+              "log_std_min": 0.0, "log_std_max": 0.0},
     "a2pr": {"hidden_dims": [16], "critic_hidden_dims": [16], "vae_hidden_dims": [16]},
     "odice": {"hidden_dims": [16, 16], "value_hidden_dims": [16, 16]},  # per-seed orthogonal projection
     "odice_single_head": {"name": "odice", "hidden_dims": [16], "value_hidden_dims": [16], "twin_value": False,

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from offrl.agents.base import Agent, AgentConfig, adam
 from offrl.data.store import Batch
 from offrl.errors import ConfigError
-from offrl.nets import DeterministicActor, EnsembleCritic, GaussianActor, frozen_copy, mlp, polyak_update
+from offrl.nets import DeterministicActor, EnsembleCritic, GaussianActor, NormedMLP, frozen_copy, mlp, polyak_update
 
 POLICIES = ("gaussian", "deterministic")
 EXTRACTIONS = ("awr", "ddpgbc")
@@ -56,6 +56,7 @@ class IQLConfig(AgentConfig):
     # mode with a BC term of weight alpha; OGBench's pointmaze setting alpha = 0.003, expectile 0.9)
     extraction: str = "awr"
     alpha: float = 0.3
+    layer_norm: bool = False  # LayerNorm after the hidden layers of V and Q (OGBench's GCIQL: True)
 
 
 def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
@@ -93,8 +94,8 @@ class IQL(Agent):
             raise ConfigError(f"agent.actor_lr_schedule_steps={cfg.actor_lr_schedule_steps}; expected a positive "
                               "number of updates or null (constant lr)")
         super().__init__(cfg, obs_dim, act_dim)
-        self.value = mlp(obs_dim, 1, cfg.hidden_dims)
-        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.hidden_dims)
+        self.value = NormedMLP(obs_dim, 1, cfg.hidden_dims) if cfg.layer_norm else mlp(obs_dim, 1, cfg.hidden_dims)
+        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.hidden_dims, layer_norm=cfg.layer_norm)
         self.critic_target = frozen_copy(self.critic)
         if cfg.policy == "gaussian":
             self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden_dims, cfg.log_std_min, cfg.log_std_max,
