@@ -158,6 +158,8 @@ EXPERIMENTS = {
     # the robotics runs of 2026-12-02 (commands in experiments/robotics.sh)
     "robotics": (["gc_pointmaze", "cube_single"], ["--metric", "success_rate"], success_table),
     "iql_check": (["iql_check"], ["--metric", "normalized_score"], None),
+    # IQL with OGBench's single-task settings on cube-single-play-task1, 20k updates (experiments/cube_long.sh)
+    "cube_long": (["cube_long"], ["--metric", "success_rate"], None),
     # GCBC on OGBench's pointmaze-medium-navigate protocol (experiments/ogbench_navigate.sh)
     "ogbench_navigate": (["ogbench_navigate"], ["--metric", "success_rate"], success_table),
     # real vs unguided vs policy-guided synthetic data (experiments/pgd_agents.sh)
