@@ -165,7 +165,8 @@ def test_policy_goals_come_from_their_own_mixture():
     assert torch.equal(batch.obs[:, goal], batch.obs[:, state] + 1) and bool(batch.dones.all())
     assert bool((batch.rewards == 0.0).all())  # negative: success - 1
     policy_goal = batch.policy_obs[:, goal]
-    assert torch.equal(batch.policy_obs[:, state], batch.obs[:, state]) and torch.equal(batch.actor_obs, batch.policy_obs)
+    assert torch.equal(batch.policy_obs[:, state], batch.obs[:, state])
+    assert torch.equal(batch.actor_obs, batch.policy_obs)
     episode_of = lambda v: torch.div(v[:, 0], 1000, rounding_mode="floor")  # noqa: E731
     obs = batch.obs[:, state]
     assert torch.equal(episode_of(policy_goal), episode_of(obs)) and (policy_goal[:, 0] >= obs[:, 0] + 1).all()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from offrl.data.store import Batch, combine, TransitionStore
+from offrl.data.store import Batch, TransitionStore, combine
 from offrl.errors import ConfigError
 
 
