@@ -8,7 +8,7 @@
 #   gciql: GCIQL with OGBench's pointmaze settings: expectile 0.9, DDPG+BC extraction with alpha 0.003,
 #          LayerNorm in V and Q, the policy's std fixed at 1, the
 #          value's goals 0.2 current / 0.5 future (geometric, 0.99) / 0.3 random with rewards success - 1, the
-#          policy's goals uniform over the future; STEPS default 10000 (1% of OGBench's 1M: 3 updates/s here;
+#          policy's goals uniform over the future; STEPS default 10000 (1% of OGBench's 1M: 1.5-3 updates/s on one core here;
 #          recorded 2026-12-03)
 # Runs that finished, here or in the committed records (experiments/records/ogbench_navigate), are skipped.
 # Table: python experiments/make_readme_tables.py --archive --only ogbench_navigate --write-readme
