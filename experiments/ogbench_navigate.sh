@@ -10,7 +10,8 @@
 #          value's goals 0.2 current / 0.5 future (geometric, 0.99) / 0.3 random with rewards success - 1, the
 #          policy's goals uniform over the future; STEPS default 10000 (1% of OGBench's 1M: 1.5-3 updates/s on one core here;
 #          recorded 2026-12-03)
-# Runs that finished, here or in the committed records (experiments/records/ogbench_navigate), are skipped.
+# Runs that finished, here or in the committed records (experiments/records/ogbench_navigate), are skipped; a run
+# stopped part-way (a session's end) resumes from its checkpoint, written every 500 updates.
 # Table: python experiments/make_readme_tables.py --archive --only ogbench_navigate --write-readme
 # Usage: bash experiments/ogbench_navigate.sh [bc|gciql] [STEPS] [SEEDS]   (defaults bc, see above, "0 1 2")
 set -e
@@ -33,7 +34,8 @@ for seed in $seeds; do
   [ -f experiments/records/ogbench_navigate/$run/results.json ] && continue
   dir=experiments/runs/ogbench_navigate/$run
   [ -f $dir/results.json ] && continue
+  if [ -f $dir/checkpoints/last.pt ]; then offrl train resume=$dir; continue; fi
   rm -rf $dir
   offrl train agent=$agent seed=$seed $common $extra trainer.steps=$steps trainer.eval_every=$((steps / 4)) \
-    hydra.run.dir=$dir
+    trainer.checkpoint_every=500 hydra.run.dir=$dir
 done
