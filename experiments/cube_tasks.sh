@@ -2,14 +2,14 @@
 # The offline agents on an OGBench manipulation task in its single-task form, the budget of the README's robotics
 # table: a 300k-transition play build (OGBench's recipe, 30% of its 1M), 10k updates (1% of OGBench's 1M), 10
 # evaluation episodes at 5k and 10k, offrl's default agent settings, seeds 0-2, one 1-thread job (2-core CPU: two
-# calls side by side at most). Runs that finished, here or in the committed records (experiments/records/<dir>),
-# are skipped, so a sweep cut short by a session's end resumes where it stopped.
+# calls side by side at most). Finished runs, here or in the committed records, are skipped (experiments/lib.sh).
 # Table: python experiments/make_readme_tables.py --archive --only robotics --write-readme
 # Usage: bash experiments/cube_tasks.sh [DATASET] [AGENTS] [SEEDS]
 #   defaults: cube-double-play-task1, "bc td3bc iql prdc a2pr odice", "0 1 2"
-#   (cube-single-play-task1 runs go to experiments/runs/cube_single, others to experiments/runs/cube_double)
+#   (cube-single runs go to experiments/runs/cube_single, cube-double ones to experiments/runs/cube_double)
 set -e
 export OMP_NUM_THREADS=1 MUJOCO_GL=egl
+source "$(dirname "$0")/lib.sh"
 dataset=${1:-cube-double-play-task1}
 agents=${2:-bc td3bc iql prdc a2pr odice}
 seeds=${3:-0 1 2}
@@ -20,11 +20,6 @@ case $dataset in
 esac
 offrl datasets build "${dataset%-task*}" --size 300000
 for agent in $agents; do for seed in $seeds; do
-  run=${agent}_${dataset}_s$seed
-  [ -f experiments/records/$sub/$run/results.json ] && continue
-  dir=experiments/runs/$sub/$run
-  [ -f $dir/results.json ] && continue
-  rm -rf $dir
-  offrl train agent=$agent dataset=$dataset dataset.size=300000 seed=$seed threads=1 trainer.steps=10000 \
-    trainer.eval_every=5000 trainer.eval_episodes=10 hydra.run.dir=$dir
+  train_once $sub ${agent}_${dataset}_s$seed agent=$agent dataset=$dataset dataset.size=300000 seed=$seed threads=1 \
+    trainer.steps=10000 trainer.eval_every=5000 trainer.eval_episodes=10
 done; done

@@ -155,8 +155,8 @@ EXPERIMENTS = {
     "odice_ablation": (["odice_table", "odice_ablation"],
                        ["--by", "agent.update_mode", "--datasets", "hopper-medium-replay"], None),
     "long_hopper_mr": (["long_hopper_mr"], ["--metric", "normalized_score"], None),
-    # the robotics runs of 2026-12-02 (commands in experiments/robotics.sh)
-    "robotics": (["gc_pointmaze", "cube_single"], ["--metric", "success_rate"], success_table),
+    # the robotics runs (commands in experiments/robotics.sh; the cube rows also by experiments/cube_tasks.sh)
+    "robotics": (["gc_pointmaze", "cube_single", "cube_double"], ["--metric", "success_rate"], success_table),
     "iql_check": (["iql_check"], ["--metric", "normalized_score"], None),
     # IQL with OGBench's single-task settings on cube-single-play-task1, 20k updates (experiments/cube_long.sh)
     "cube_long": (["cube_long"], ["--metric", "success_rate"], None),

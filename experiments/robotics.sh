@@ -1,20 +1,20 @@
 #!/bin/bash
-# The robotics runs behind the README's success-rate table (2026-12-02, one 1-thread job at a time on the
-# 2-core CPU). Regenerate the table with: python experiments/make_readme_tables.py --only robotics --write-readme
+# The robotics runs behind the README's success-rate table (one 1-thread job at a time on the 2-core CPU; first
+# made 2026-12-02, re-run with records 2026-12-03). Finished runs, here or in the committed records, are skipped
+# (experiments/lib.sh). Table: python experiments/make_readme_tables.py --archive --only robotics --write-readme
 set -e
 export OMP_NUM_THREADS=1 MUJOCO_GL=egl
+source "$(dirname "$0")/lib.sh"
 # goal-conditioned PointMaze (GCBC = agent=bc, GCIQL = agent=iql on relabelled goals), 20k updates
 for seed in 0 1 2; do for agent in bc iql; do
-  offrl train agent=$agent dataset=pointmaze-medium seed=$seed threads=1 trainer.steps=20000 trainer.eval_every=5000 \
-    trainer.eval_episodes=20 hydra.run.dir=experiments/runs/gc_pointmaze/${agent}_pointmaze-medium_s$seed
+  train_once gc_pointmaze ${agent}_pointmaze-medium_s$seed agent=$agent dataset=pointmaze-medium seed=$seed threads=1 \
+    trainer.steps=20000 trainer.eval_every=5000 trainer.eval_episodes=20
 done; done
-# OGBench cube-single, single-task form (task 1), a 300k-transition play build, 10k updates
-for agent in bc td3bc iql prdc a2pr odice; do for seed in 0 1 2; do
-  offrl train agent=$agent dataset=cube-single-play-task1 dataset.size=300000 seed=$seed threads=1 trainer.steps=10000 \
-    trainer.eval_every=5000 trainer.eval_episodes=10 hydra.run.dir=experiments/runs/cube_single/${agent}_cube-single-play-task1_s$seed
-done; done
+# OGBench cube-single and cube-double, single-task form (task 1), 300k-transition play builds, 10k updates
+bash "$(dirname "$0")/cube_tasks.sh" cube-single-play-task1
+bash "$(dirname "$0")/cube_tasks.sh" cube-double-play-task1
 # IQL on hopper-medium, 10k updates
 for seed in 0 1 2; do
-  offrl train agent=iql dataset=hopper-medium seed=$seed threads=1 trainer.steps=10000 trainer.eval_every=5000 \
-    trainer.eval_episodes=10 hydra.run.dir=experiments/runs/iql_check/iql_hopper-medium_s$seed
+  train_once iql_check iql_hopper-medium_s$seed agent=iql dataset=hopper-medium seed=$seed threads=1 \
+    trainer.steps=10000 trainer.eval_every=5000 trainer.eval_episodes=10
 done
