@@ -11,11 +11,12 @@
 #          policy's goals uniform over the future; STEPS default 10000 (1% of OGBench's 1M: 1.5-3 updates/s on one core here;
 #          recorded 2026-12-03)
 # Runs that finished, here or in the committed records (experiments/records/ogbench_navigate), are skipped; a run
-# stopped part-way (a session's end) resumes from its checkpoint, written every 500 updates.
+# stopped part-way resumes from its checkpoint, written every 500 updates (experiments/lib.sh).
 # Table: python experiments/make_readme_tables.py --archive --only ogbench_navigate --write-readme
 # Usage: bash experiments/ogbench_navigate.sh [bc|gciql] [STEPS] [SEEDS]   (defaults bc, see above, "0 1 2")
 set -e
 export OMP_NUM_THREADS=1
+source "$(dirname "$0")/lib.sh"
 method=${1:-bc}
 seeds=${3:-0 1 2}
 common="dataset=pointmaze-medium-navigate threads=1 agent.hidden_dims=[512,512,512] agent.normalize_states=false
@@ -30,12 +31,6 @@ case $method in
   *) echo "ogbench_navigate.sh: method '$method' is unknown; expected bc or gciql" >&2; exit 2 ;;
 esac
 for seed in $seeds; do
-  run=${agent}_pointmaze-medium-navigate_s$seed
-  [ -f experiments/records/ogbench_navigate/$run/results.json ] && continue
-  dir=experiments/runs/ogbench_navigate/$run
-  [ -f $dir/results.json ] && continue
-  if [ -f $dir/checkpoints/last.pt ]; then offrl train resume=$dir; continue; fi
-  rm -rf $dir
-  offrl train agent=$agent seed=$seed $common $extra trainer.steps=$steps trainer.eval_every=$((steps / 4)) \
-    trainer.checkpoint_every=500 hydra.run.dir=$dir
+  train_once ogbench_navigate ${agent}_pointmaze-medium-navigate_s$seed agent=$agent seed=$seed $common $extra \
+    trainer.steps=$steps trainer.eval_every=$((steps / 4)) trainer.checkpoint_every=500
 done

@@ -285,3 +285,25 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
     assert tables.main(["--records", str(records), "--out", str(tmp_path / "again"), "--reps", REPS,
                         "--only", "offline_table"]) == 0
     assert json.loads((tmp_path / "again" / "offline_table" / "report.json").read_text())["groups"] == report["groups"]
+
+
+def test_experiment_scripts_train_once_skips_finished_runs_and_resumes_stopped_ones(tmp_path):
+    """experiments/lib.sh's train_once, with a stand-in `offrl` that logs its arguments."""
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "offrl").write_text('#!/bin/sh\necho "$@" >> "$LOG"\n')
+    (bin_dir / "offrl").chmod(0o755)
+    for finished in ("experiments/records/x/recorded/results.json", "experiments/runs/x/done/results.json",
+                     "experiments/runs/x/stopped/checkpoints/last.pt", "experiments/runs/x/fresh/stale.txt"):
+        (tmp_path / finished).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / finished).write_text("{}")
+    lib = Path(__file__).resolve().parent.parent / "experiments" / "lib.sh"
+    script = (f"source {lib}; for run in recorded done stopped fresh; do train_once x $run seed=1 'a b=c'; done")
+    log = tmp_path / "log"
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True,
+                   env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log)})
+    assert log.read_text().splitlines() == ["train resume=experiments/runs/x/stopped",
+                                            "train seed=1 a b=c hydra.run.dir=experiments/runs/x/fresh"]
+    assert not (tmp_path / "experiments/runs/x/fresh/stale.txt").exists()  # a run without a checkpoint restarts
