@@ -12,7 +12,8 @@ and the scripts named beside them), this runs ``offrl report`` on them (report.m
 into ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme``
 it also replaces that table in README.md, found by its header line (the text around it is left alone).
 Experiments without records are listed and skipped (the older summaries in experiments/results/*.json were
-made before records were kept; their runs are gone).
+made before records were kept; their runs are gone). The offline table is the exception while its sweep is being
+re-run: cells the records lack are taken from its older summary, marked with a dagger.
 
 The TQ column of the offline table comes from ``experiments/results/dataset_analysis/<family>/analysis.json``
 (``offrl datasets analyze``), not from the runs.
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice": "O-DICE", "iql": "IQL",
          "sac": "SAC", "pmoe": "PMOE"}
 FAMILIES = ("hopper", "halfcheetah", "walker2d")
+# the offline table's summary from a sweep made before records were kept (2026-11-27; its runs are gone)
+PRE_RECORDS = ROOT / "experiments" / "results" / "offline_table.json"
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
 
@@ -56,14 +59,22 @@ def _cell(group: dict | None) -> str:
 
 
 def offline_table(report: dict, tq: dict[str, float]) -> str:
-    """| dataset | TQ | BC | TD3+BC | ... |: final normalized score, mean +- std over seeds."""
-    agents = report["agents"]
-    groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
+    """| dataset | TQ | BC | TD3+BC | ... |: final normalized score, mean +- std over seeds 0-2 (the number of
+    seeds where a cell has another). A cell without records
+    is taken from PRE_RECORDS, marked with a dagger, until experiments/offline_table.sh has re-run it."""
+    cells = {}
+    if PRE_RECORDS.is_file():
+        cells = {(r["agent"], r["dataset"]): f"{r['mean']:.1f} +- {r['std']:.1f} \u2020"
+                 for r in json.loads(PRE_RECORDS.read_text())["rows"]}
+    cells.update({(g["agent"], g["dataset"]): _cell(g) + ("" if g["n"] == 3 else f" (n={g['n']})")
+                  for g in report["groups"] if g["n"]})
+    agents = [a for a in NAMES if any(agent == a for agent, _ in cells)]
+    agents += sorted({agent for agent, _ in cells} - set(agents))
     lines = ["| dataset | TQ | " + " | ".join(NAMES.get(a, a) for a in agents) + " |",
              "|---|---:|" + "---:|" * len(agents)]
-    for d in sorted(report["datasets"], key=dataset_order):
+    for d in sorted({d for _, d in cells}, key=dataset_order):
         quality = f"{tq[d]:.2f}" if d in tq else ""
-        lines.append(f"| {d} | {quality} | " + " | ".join(_cell(groups.get((a, d))) for a in agents) + " |")
+        lines.append(f"| {d} | {quality} | " + " | ".join(cells.get((a, d), "") for a in agents) + " |")
     return "\n".join(lines)
 
 
@@ -149,11 +160,11 @@ def curve_table(report: dict, tq: dict[str, float]) -> str:
 
 # experiment -> run directories under --runs, offrl report options, README table (None: report only)
 EXPERIMENTS = {
-    "offline_table": (["offline_table", "odice_table", "offline_table_walker2d"],
-                      ["--metric", "normalized_score"], offline_table),
+    # experiments/offline_table.sh; cells not yet re-run come from --pre-records
+    "offline_table": (["offline_table"], ["--metric", "normalized_score"], offline_table),
     "pmoe_vs_sac": (["pmoe_vs_sac"], ["--metric", "return_mean"], online_table),
-    "odice_ablation": (["odice_table", "odice_ablation"],
-                       ["--by", "agent.update_mode", "--datasets", "hopper-medium-replay"], None),
+    "odice_ablation": (["offline_table", "odice_ablation"], ["--by", "agent.update_mode", "--agents", "odice",
+                                                            "--datasets", "hopper-medium-replay"], None),
     "long_hopper_mr": (["long_hopper_mr"], ["--metric", "normalized_score"], None),
     # the robotics runs (commands in experiments/robotics.sh; the cube rows also by experiments/cube_tasks.sh)
     "robotics": (["gc_pointmaze", "cube_single", "cube_double"], ["--metric", "success_rate"], success_table),

@@ -264,8 +264,15 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
     shutil.copytree(runs / "a", tmp_path / "runs" / "offline_table")
+    # a summary from before records: its cells fill those the records lack (marked), records win over it
+    tables.PRE_RECORDS = tmp_path / "pre_records.json"
+    tables.PRE_RECORDS.write_text(json.dumps({"rows": [
+        {"agent": "bc", "dataset": "idp-mixed", "mean": -1.0, "std": 0.0},
+        {"agent": "prdc", "dataset": "idp-mixed", "mean": 5.0, "std": 1.0},
+        {"agent": "bc", "dataset": "hopper-medium", "mean": 70.0, "std": 2.0}]}))
     readme = tmp_path / "README.md"
-    readme.write_text("before\n\n| dataset | TQ | BC | TD3+BC |\n|---|---:|---:|---:|\n| old | | 1 | 2 |\n\nafter\n")
+    readme.write_text("before\n\n| dataset | TQ | BC | TD3+BC | PRDC |\n|---|---:|---:|---:|---:|\n"
+                      "| old | | 1 | 2 | 3 |\n\nafter\n")
     records = tmp_path / "records"
     assert tables.main(["--runs", str(tmp_path / "runs"), "--records", str(records), "--archive", "--out",
                         str(tmp_path / "reports"), "--reps", REPS, "--readme", str(readme), "--write-readme",
@@ -276,11 +283,14 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
         for name in ("config.yaml", "results.json"))
     shutil.rmtree(tmp_path / "runs")
     report = json.loads((tmp_path / "reports" / "offline_table" / "report.json").read_text())
-    bc = next(g for g in report["groups"] if g["agent"] == "bc")
-    row = f"| idp-mixed |  | {bc['mean']['point']:.1f} +- {bc['std']:.1f} |"
+    bc, td3bc = (next(g for g in report["groups"] if g["agent"] == a) for a in ("bc", "td3bc"))
+    assert (bc["n"], td3bc["n"]) == (3, 2)
+    row = (f"| idp-mixed |  | {bc['mean']['point']:.1f} +- {bc['std']:.1f} | "
+           f"{td3bc['mean']['point']:.1f} +- {td3bc['std']:.1f} (n=2) | 5.0 +- 1.0 \u2020 |")
     assert row in capsys.readouterr().out
     text = readme.read_text()
-    assert text.startswith("before\n\n| dataset | TQ | BC | TD3+BC |") and row in text
+    assert text.startswith("before\n\n| dataset | TQ | BC | TD3+BC | PRDC |\n|---|---:|---:|---:|---:|\n"
+                           "| hopper-medium | 0.42 | 70.0 +- 2.0 \u2020 |  |  |\n" + row)
     assert "| old |" not in text and text.endswith("\n\nafter\n")
     assert tables.main(["--records", str(records), "--out", str(tmp_path / "again"), "--reps", REPS,
                         "--only", "offline_table"]) == 0
