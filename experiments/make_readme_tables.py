@@ -12,8 +12,8 @@ and the scripts named beside them), this runs ``offrl report`` on them (report.m
 into ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme``
 it also replaces that table in README.md, found by its header line (the text around it is left alone).
 Experiments without records are listed and skipped (the older summaries in experiments/results/*.json were
-made before records were kept; their runs are gone). The offline table is the exception while its sweep is being
-re-run: cells the records lack are taken from its older summary, marked with a dagger.
+made before records were kept; their runs are gone). Two tables are being re-run: until their records cover them,
+the cells the records lack come from the older summary in PRE_RECORDS, marked with a dagger.
 
 The TQ column of the offline table comes from ``experiments/results/dataset_analysis/<family>/analysis.json``
 (``offrl datasets analyze``), not from the runs.
@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice": "O-DICE", "iql": "IQL",
          "sac": "SAC", "pmoe": "PMOE"}
 FAMILIES = ("hopper", "halfcheetah", "walker2d")
-# the offline table's summary from a sweep made before records were kept (2026-11-27; its runs are gone)
-PRE_RECORDS = ROOT / "experiments" / "results" / "offline_table.json"
+# experiment -> the summary of its runs made before records were kept (their runs are gone): rows of agent,
+# dataset, mean, std (and n); they fill, marked with a dagger, the cells the records do not have yet
+PRE_RECORDS = {"offline_table": ROOT / "experiments" / "results" / "offline_table.json",   # 2026-11-27
+               "robotics": ROOT / "experiments" / "results" / "robotics_pre_records.json"}  # 2026-12-02
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
 
@@ -58,18 +60,26 @@ def _cell(group: dict | None) -> str:
     return f"{group['mean']['point']:.1f} +- {group['std']:.1f}"
 
 
-def offline_table(report: dict, tq: dict[str, float]) -> str:
-    """| dataset | TQ | BC | TD3+BC | ... |: final normalized score, mean +- std over seeds 0-2 (the number of
-    seeds where a cell has another). A cell without records
-    is taken from PRE_RECORDS, marked with a dagger, until experiments/offline_table.sh has re-run it."""
-    cells = {}
-    if PRE_RECORDS.is_file():
-        cells = {(r["agent"], r["dataset"]): f"{r['mean']:.1f} +- {r['std']:.1f} \u2020"
-                 for r in json.loads(PRE_RECORDS.read_text())["rows"]}
-    cells.update({(g["agent"], g["dataset"]): _cell(g) + ("" if g["n"] == 3 else f" (n={g['n']})")
+def _cells(report: dict, pre_records: list[dict], cell) -> dict[tuple[str, str], str]:
+    """(agent, dataset) -> table cell: from the records' report where it has the group, else from the
+    pre-records rows, marked with a dagger. ``cell(mean, std, n)`` formats one."""
+    cells = {(r["agent"], r["dataset"]): cell(r["mean"], r["std"], r.get("n")) + " \u2020" for r in pre_records}
+    cells.update({(g["agent"], g["dataset"]): cell(g["mean"]["point"], g["std"], g["n"])
                   for g in report["groups"] if g["n"]})
-    agents = [a for a in NAMES if any(agent == a for agent, _ in cells)]
-    agents += sorted({agent for agent, _ in cells} - set(agents))
+    return cells
+
+
+def _agents(cells: dict[tuple[str, str], str]) -> list[str]:
+    found = {agent for agent, _ in cells}
+    return [a for a in NAMES if a in found] + sorted(found - set(NAMES))
+
+
+def offline_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
+    """| dataset | TQ | BC | TD3+BC | ... |: final normalized score, mean +- std over seeds 0-2 (the number of
+    seeds where a cell has another)."""
+    cells = _cells(report, pre_records,
+                   lambda mean, std, n: f"{mean:.1f} +- {std:.1f}" + ("" if n in (3, None) else f" (n={n})"))
+    agents = _agents(cells)
     lines = ["| dataset | TQ | " + " | ".join(NAMES.get(a, a) for a in agents) + " |",
              "|---|---:|" + "---:|" * len(agents)]
     for d in sorted({d for _, d in cells}, key=dataset_order):
@@ -78,7 +88,7 @@ def offline_table(report: dict, tq: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def online_table(report: dict, tq: dict[str, float]) -> str:
+def online_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
     """| task | SAC return | PMOE return ... | SAC wall s (updates/s) | ... |."""
     agents = report["agents"]
     groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
@@ -98,22 +108,18 @@ def online_table(report: dict, tq: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def success_table(report: dict, tq: dict[str, float]) -> str:
+def success_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
     """| dataset | BC success rate | ... |: final success rate, mean +- std over seeds (n seeds)."""
-    agents = report["agents"]
-    groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
+    cells = _cells(report, pre_records, lambda mean, std, n: f"{mean:.2f} +- {std:.2f} (n={n})")
+    agents = _agents(cells)
     lines = ["| dataset (success rate) | " + " | ".join(NAMES.get(a, a) for a in agents) + " |",
              "|---|" + "---:|" * len(agents)]
-    for d in sorted(report["datasets"]):
-        cells = []
-        for a in agents:
-            g = groups.get((a, d))
-            cells.append("" if g is None or not g["n"] else f"{g['mean']['point']:.2f} +- {g['std']:.2f} (n={g['n']})")
-        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    for d in sorted({d for _, d in cells}):
+        lines.append(f"| {d} | " + " | ".join(cells.get((a, d), "") for a in agents) + " |")
     return "\n".join(lines)
 
 
-def synthetic_table(report: dict, tq: dict[str, float]) -> str:
+def synthetic_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
     """| dataset | agent | real data | + unguided synthetic | + policy-guided synthetic |: final normalized score,
     mean +- std over seeds (n), from the labels of ``--by synthetic.model,synthetic.guidance_coef``."""
     cells: dict[tuple[str, str, str], str] = {}
@@ -136,7 +142,7 @@ def synthetic_table(report: dict, tq: dict[str, float]) -> str:
 EXPO_COLUMNS = {"expo[0.5]": "EXPO", "sac[0.5]": "SAC + offline data (RLPD-style)", "sac[0.0]": "SAC from scratch"}
 
 
-def curve_table(report: dict, tq: dict[str, float]) -> str:
+def curve_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
     """| <dataset> (<metric>), env steps | EXPO | SAC + offline data | SAC from scratch |: the learning curves,
     mean over seeds [95% CI] at each evaluation, from the labels of ``--by trainer.offline_fraction``."""
     (dataset,) = report["datasets"]
@@ -247,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         made += 1
         if table is None:
             continue
-        text = table(json.loads((out / "report.json").read_text()), tq)
+        pre = PRE_RECORDS.get(name)
+        pre_records = json.loads(pre.read_text())["rows"] if pre is not None and pre.is_file() else []
+        text = table(json.loads((out / "report.json").read_text()), tq, pre_records)
         print(f"\n## {name} (from {', '.join(map(str, dirs))})\n\n{text}\n")
         if args.write_readme:
             readme, found = replace_table(readme, text)

@@ -265,8 +265,8 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
     spec.loader.exec_module(tables)
     shutil.copytree(runs / "a", tmp_path / "runs" / "offline_table")
     # a summary from before records: its cells fill those the records lack (marked), records win over it
-    tables.PRE_RECORDS = tmp_path / "pre_records.json"
-    tables.PRE_RECORDS.write_text(json.dumps({"rows": [
+    tables.PRE_RECORDS = {"offline_table": tmp_path / "pre_records.json"}
+    tables.PRE_RECORDS["offline_table"].write_text(json.dumps({"rows": [
         {"agent": "bc", "dataset": "idp-mixed", "mean": -1.0, "std": 0.0},
         {"agent": "prdc", "dataset": "idp-mixed", "mean": 5.0, "std": 1.0},
         {"agent": "bc", "dataset": "hopper-medium", "mean": 70.0, "std": 2.0}]}))
