@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import socket
 import time
 from collections.abc import Callable
@@ -154,6 +155,18 @@ def synthetic_mixture(cfg: SyntheticConfig, store: TransitionStore | None, real,
     return Mixture([(synthetic, cfg.share), (real or StoreSampler(store), 1.0 - cfg.share)])
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else ``platform.processor()``), kept in results.json: float
+    results, and so a seed's learning curve, differ between CPU types (e.g. AVX2 and AVX-512 kernels)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """Train as ``cfg`` says, in ``run_dir`` (continuing it if ``cfg.resume`` is set). Everything is
     checked before the run directory is written to; the directory is locked while training."""
@@ -234,7 +247,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         runs = []
         for member, results in zip(trainer.members, trainer.run(resume=top.resume is not None)):
             results = {"agent": agent_cfg.name, "dataset": info.name, "env_id": info.env_id, "seed": member.seed,
-                       "device": str(device), "host": socket.gethostname(), "pid": os.getpid(), "data": loaded,
+                       "device": str(device), "host": socket.gethostname(), "cpu": cpu_model(),
+                       "torch": torch.__version__, "pid": os.getpid(), "data": loaded,
                        "seeds_in_process": len(trainer.members), **results}
             (member.run_dir / "results.json").write_text(json.dumps(results, indent=2))
             runs.append(results)

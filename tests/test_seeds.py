@@ -126,6 +126,7 @@ def test_seeds_in_one_process_train_each_seed_as_alone(tmp_path, small_default_d
         member = stack / f"seed_{seed}"
         got, expected = _results(member), _results(alone)
         assert got["seed"] == seed and got["seeds_in_process"] == 2 and got["steps"] == 40
+        assert got["cpu"] == expected["cpu"] != "" and got["torch"] == torch.__version__  # what the floats depend on
         assert [e["step"] for e in got["eval_history"]] == [20, 40]
         for a, b in zip(got["eval_history"], expected["eval_history"]):
             assert a["return_mean"] == pytest.approx(b["return_mean"], rel=1e-3)
