@@ -166,7 +166,7 @@ def curve_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> 
 
 # experiment -> run directories under --runs, offrl report options, README table (None: report only)
 EXPERIMENTS = {
-    # experiments/offline_table.sh; cells not yet re-run come from --pre-records
+    # experiments/offline_table.sh; cells not yet re-run come from PRE_RECORDS
     "offline_table": (["offline_table"], ["--metric", "normalized_score"], offline_table),
     "pmoe_vs_sac": (["pmoe_vs_sac"], ["--metric", "return_mean"], online_table),
     "odice_ablation": (["offline_table", "odice_ablation"], ["--by", "agent.update_mode", "--agents", "odice",
