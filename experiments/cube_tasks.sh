@@ -4,22 +4,26 @@
 # evaluation episodes at 5k and 10k, offrl's default agent settings, seeds 0-2, one 1-thread job (2-core CPU: two
 # calls side by side at most). Finished runs, here or in the committed records, are skipped (experiments/lib.sh).
 # Table: python experiments/make_readme_tables.py --archive --only robotics --write-readme
-# Usage: bash experiments/cube_tasks.sh [DATASET] [AGENTS] [SEEDS]
-#   defaults: cube-double-play-task1, "bc td3bc iql prdc a2pr odice", "0 1 2"
-#   (cube-single runs go to experiments/runs/cube_single, cube-double ones to experiments/runs/cube_double)
+# Usage: bash experiments/cube_tasks.sh [DATASET] [AGENTS] [SEEDS] [STEPS]
+#   defaults: cube-double-play-task1, "bc td3bc iql prdc a2pr odice", "0 1 2", 10000
+#   (cube-single runs go to experiments/runs/cube_single, cube-double ones to experiments/runs/cube_double; another
+#   STEPS adds _STEPS to the folder and evaluates every 10k updates: the budget question of the README's Robotics)
 set -e
 export OMP_NUM_THREADS=1 MUJOCO_GL=egl
 source "$(dirname "$0")/lib.sh"
 dataset=${1:-cube-double-play-task1}
 agents=${2:-bc td3bc iql prdc a2pr odice}
 seeds=${3:-0 1 2}
+steps=${4:-10000}
 case $dataset in
   cube-single-*) sub=cube_single ;;
   cube-double-*) sub=cube_double ;;
   *) echo "cube_tasks.sh: dataset '$dataset' is not a cube-single or cube-double task" >&2; exit 2 ;;
 esac
+every=5000
+[ "$steps" = 10000 ] || { sub=${sub}_$steps; every=10000; }
 offrl datasets build "${dataset%-task*}" --size 300000
 for agent in $agents; do for seed in $seeds; do
   train_once $sub ${agent}_${dataset}_s$seed agent=$agent dataset=$dataset dataset.size=300000 seed=$seed threads=1 \
-    trainer.steps=10000 trainer.eval_every=5000 trainer.eval_episodes=10
+    trainer.steps=$steps trainer.eval_every=$every trainer.eval_episodes=10
 done; done
