@@ -177,6 +177,9 @@ EXPERIMENTS = {
     "iql_check": (["iql_check"], ["--metric", "normalized_score"], None),
     # IQL with OGBench's single-task settings on cube-single-play-task1, 20k updates (experiments/cube_long.sh)
     "cube_long": (["cube_long"], ["--metric", "success_rate"], None),
+    # offrl's default IQL on the same task for 100k updates (bash experiments/cube_tasks.sh cube-single-play-task1 iql 0
+    # 100000)
+    "cube_budget": (["cube_single_100000"], ["--metric", "success_rate"], None),
     # GCBC on OGBench's pointmaze-medium-navigate protocol (experiments/ogbench_navigate.sh)
     "ogbench_navigate": (["ogbench_navigate"], ["--metric", "success_rate"], success_table),
     # real vs unguided vs policy-guided synthetic data (experiments/pgd_agents.sh)
