@@ -50,7 +50,7 @@ METRICS: dict[str, dict[str, Any]] = {
                          "rule": "D4RL-normalised final return, 100 (R - random) / (expert - random), with the "
                                  "dataset's reference returns"},
     "success_rate": {"label": "success rate", "axis": "success rate (fraction of episodes, 0-1)",
-                     "common_scale": True, "gamma": 1.0, "digits": 2,
+                     "common_scale": True, "gamma": 1.0, "digits": 2, "bounds": (0.0, 1.0),
                      "rule": "fraction of successful evaluation episodes"},
     "return_mean": {"label": "return", "axis": "evaluation return (sum of rewards per episode)",
                     "common_scale": False, "gamma": None, "digits": 1,
@@ -845,6 +845,17 @@ def _style(ax) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
+def _clip_to_bounds(ax, metric: str) -> None:
+    """Keep a bounded metric's y axis inside its range (all-zero success rates otherwise get a -0.04 ... 0.04 axis)."""
+    bounds = METRICS[metric].get("bounds")
+    if bounds is None:
+        return
+    low, high = ax.get_ylim()
+    margin = 0.03 * (bounds[1] - bounds[0])
+    low, high = max(low, bounds[0] - margin), min(high, bounds[1] + margin)
+    ax.set_ylim(low, max(high, low + 0.1 * (bounds[1] - bounds[0])))
+
+
 def plot_learning_curves(report: dict[str, Any], path: Path, colours: dict, markers: dict) -> bool:
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
@@ -878,6 +889,7 @@ def plot_learning_curves(report: dict[str, Any], path: Path, colours: dict, mark
         ax.xaxis.set_major_formatter(_steps_formatter())
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=True))
         ax.tick_params(labelsize=8)
+        _clip_to_bounds(ax, report["metric"])
         _style(ax)
     handles = [Line2D([], [], color=colours[a], marker=markers[a], linewidth=1.8, label=a) for a in report["agents"]]
     title = f"mean over seeds, shaded: {int(100 * report['confidence'])}% bootstrap interval"
@@ -921,6 +933,7 @@ def plot_scores_by_dataset(report: dict[str, Any], path: Path, colours: dict, ma
         if index % cols == 0:
             ax.set_ylabel(report["metric_axis"], fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
+        _clip_to_bounds(ax, report["metric"])
         _style(ax)
     handles = [Line2D([], [], color="0.4", marker="o", linestyle="none", alpha=0.55, markersize=4,
                       label="one seed (final evaluation)"),

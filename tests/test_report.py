@@ -186,6 +186,23 @@ def test_figures_and_markdown(made):
         assert f"({name}.png)" in text
 
 
+def test_a_bounded_metric_keeps_its_axis_in_range():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots()
+    ax.plot([5000, 10000], [0.0, 0.0])  # every evaluation failed: matplotlib alone would span -0.04 ... 0.04
+    rep._clip_to_bounds(ax, "success_rate")
+    low, high = ax.get_ylim()
+    assert -0.031 <= low < 0.0 and high >= low + 0.1
+    ax.set_ylim(-20, 120)
+    rep._clip_to_bounds(ax, "normalized_score")  # unbounded: left alone
+    assert ax.get_ylim() == (-20, 120)
+    plt.close(figure)
+
+
 def test_include_in_progress_counts_the_run(runs, tmp_path):
     assert rep.main([str(runs), "--out", str(tmp_path), "--reps", REPS, "--include-in-progress",
                      "--datasets", "idp-mixed-3000", "--agents", "bc"]) == 0
