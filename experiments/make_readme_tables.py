@@ -177,8 +177,8 @@ EXPERIMENTS = {
     "iql_check": (["iql_check"], ["--metric", "normalized_score"], None),
     # IQL with OGBench's single-task settings on cube-single-play-task1, 20k updates (experiments/cube_long.sh)
     "cube_long": (["cube_long"], ["--metric", "success_rate"], None),
-    # offrl's default IQL on the same task for 100k updates (bash experiments/cube_tasks.sh cube-single-play-task1 iql 0
-    # 100000)
+    # the same task for 100k updates, offrl's defaults: IQL x 3 seeds, BC and TD3+BC seed 0
+    # (bash experiments/cube_tasks.sh cube-single-play-task1 AGENT SEEDS 100000)
     "cube_budget": (["cube_single_100000"], ["--metric", "success_rate"], None),
     # GCBC on OGBench's pointmaze-medium-navigate protocol (experiments/ogbench_navigate.sh)
     "ogbench_navigate": (["ogbench_navigate"], ["--metric", "success_rate"], success_table),
