@@ -7,12 +7,13 @@ Run directories (checkpoints, TensorBoard) live under ``experiments/runs/`` and 
 report needs of a run, its ``results.json`` (final scores and the evaluation history) and ``config.yaml``, is
 kept under ``experiments/records/`` with the same relative paths, committed, so the tables can be rebuilt on
 any machine: ``--archive`` first copies those two files of every finished run under ``--runs`` into
-``--records``. For each experiment below whose records exist (the sweeps of ``experiments/offline_table.sh``
+``--records``, with the run's ``train/*`` TensorBoard scalars as ``scalars.json`` (the diagnostics columns of
+the O-DICE ablation table come from them). For each experiment below whose records exist (the sweeps of ``experiments/offline_table.sh``
 and the scripts named beside them), this runs ``offrl report`` on them (report.md, report.json and figures
 into ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme``
 it also replaces that table in README.md, found by its header line (the text around it is left alone).
 Experiments without records are listed and skipped (the older summaries in experiments/results/*.json were
-made before records were kept; their runs are gone). Two tables are being re-run: until their records cover them,
+made before records were kept; their runs are gone). Three tables are being re-run: until their records cover them,
 the cells the records lack come from the older summary in PRE_RECORDS, marked with a dagger.
 
 The TQ column of the offline table comes from ``experiments/results/dataset_analysis/<family>/analysis.json``
@@ -34,6 +35,7 @@ FAMILIES = ("hopper", "halfcheetah", "walker2d")
 # experiment -> the summary of its runs made before records were kept (their runs are gone): rows of agent,
 # dataset, mean, std (and n); they fill, marked with a dagger, the cells the records do not have yet
 PRE_RECORDS = {"offline_table": ROOT / "experiments" / "results" / "offline_table.json",   # 2026-11-27
+               "odice_ablation": ROOT / "experiments" / "results" / "odice_ablation.json",  # 2026-11-27
                "robotics": ROOT / "experiments" / "results" / "robotics_pre_records.json"}  # 2026-12-02
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
@@ -164,13 +166,49 @@ def curve_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> 
     return "\n".join(lines)
 
 
+ODICE_MODES = {"orthogonal": "orthogonal (O-DICE)", "semi": "semi (forward only)", "true": "true (plain sum)"}
+# O-DICE's diagnostics (train/* scalars): column -> tag, format
+ODICE_DIAGNOSTICS = {"mean forward residual": ("train/forward_residual", "{:.2f}"),
+                     "zero-weight share": ("train/weight_zero_fraction", "{:.0%}"), "mean V": ("train/v", "{:.1f}")}
+
+
+def last_logged(record: Path, tag: str, count: int = 3) -> float | None:
+    """The mean of the last ``count`` logged values of ``tag`` in a record's scalars.json (None: not there)."""
+    path = record / "scalars.json"
+    points = json.loads(path.read_text()).get(tag) if path.is_file() else None
+    return sum(value for _, value in points[-count:]) / len(points[-count:]) if points else None
+
+
+def ablation_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
+    """| update mode | normalized score | mean forward residual | zero-weight share | mean V |: O-DICE's update
+    modes (labels of ``--by agent.update_mode``), score mean +- std over seeds; each diagnostic the mean over
+    the seeds of each run's last three logged values (a cell stays empty unless every seed has them)."""
+    scores = _cells(report, pre_records, lambda mean, std, n: f"{mean:.1f} +- {std:.1f}"
+                    + ("" if n in (3, None) else f" (n={n})"))
+    (dataset,) = report["datasets"]
+    runs: dict[str, list[Path]] = {}
+    for run in report["runs"]:
+        if run["status"] == "finished":
+            runs.setdefault(run["agent"], []).append(Path(run["path"]))
+    lines = ["| update mode | normalized score | " + " | ".join(ODICE_DIAGNOSTICS) + " |",
+             "|---|---:|" + "---:|" * len(ODICE_DIAGNOSTICS)]
+    for mode, name in ODICE_MODES.items():
+        label = f"odice[{mode}]"
+        cells = [scores.get((label, dataset), "")]
+        for tag, form in ODICE_DIAGNOSTICS.values():
+            values = [last_logged(path, tag) for path in runs.get(label, [])]
+            cells.append(form.format(sum(values) / len(values)) if values and None not in values else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # experiment -> run directories under --runs, offrl report options, README table (None: report only)
 EXPERIMENTS = {
     # experiments/offline_table.sh; cells not yet re-run come from PRE_RECORDS
     "offline_table": (["offline_table"], ["--metric", "normalized_score"], offline_table),
     "pmoe_vs_sac": (["pmoe_vs_sac"], ["--metric", "return_mean"], online_table),
     "odice_ablation": (["offline_table", "odice_ablation"], ["--by", "agent.update_mode", "--agents", "odice",
-                                                            "--datasets", "hopper-medium-replay"], None),
+                                                            "--datasets", "hopper-medium-replay"], ablation_table),
     "long_hopper_mr": (["long_hopper_mr"], ["--metric", "normalized_score"], None),
     # the robotics runs (commands in experiments/robotics.sh; the cube rows also by experiments/cube_tasks.sh)
     "robotics": (["gc_pointmaze", "cube_single", "cube_double"], ["--metric", "success_rate"], success_table),
@@ -194,21 +232,34 @@ EXPERIMENTS = {
 
 
 def replace_table(text: str, table: str) -> tuple[str, bool]:
-    """``text`` with the Markdown table whose header line equals ``table``'s first line replaced."""
+    """``text`` with the Markdown table whose header line equals ``table``'s first line replaced (indented as
+    the old one, e.g. inside a list item)."""
     lines = text.split("\n")
     header = table.split("\n")[0]
     for i, line in enumerate(lines):
         if line.strip() == header:
+            indent = line[:len(line) - len(line.lstrip())]
             end = i
             while end < len(lines) and lines[end].lstrip().startswith("|"):
                 end += 1
-            return "\n".join(lines[:i] + table.split("\n") + lines[end:]), True
+            return "\n".join(lines[:i] + [indent + row for row in table.split("\n")] + lines[end:]), True
     return text, False
+
+
+def training_scalars(tb: Path) -> dict[str, list[list[float]]]:
+    """The ``train/*`` TensorBoard scalars of a run (its agent's diagnostics): tag -> [[step, value], ...]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tb), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [[e.step, e.value] for e in events.Scalars(tag)]
+            for tag in sorted(events.Tags()["scalars"]) if tag.startswith("train/")}
 
 
 def archive(runs: Path, records: Path) -> int:
     """Copy results.json and config.yaml of every finished training run under ``runs`` to the same place
-    under ``records``; the number of runs copied."""
+    under ``records``, with its training diagnostics from TensorBoard as scalars.json (``training_scalars``;
+    a few kB); the number of runs copied."""
     copied = 0
     for results in sorted(runs.rglob("results.json")):
         if "agent" not in json.loads(results.read_text()):
@@ -218,6 +269,9 @@ def archive(runs: Path, records: Path) -> int:
         for name in ("results.json", "config.yaml"):
             if (results.parent / name).is_file():
                 shutil.copy2(results.parent / name, target / name)
+        scalars = training_scalars(results.parent / "tb") if (results.parent / "tb").is_dir() else {}
+        if scalars:
+            (target / "scalars.json").write_text(json.dumps(scalars, separators=(",", ":")) + "\n")
         copied += 1
     return copied
 

@@ -29,7 +29,8 @@ def runs(tmp_path_factory, small_default_dataset) -> Path:
 
     other = ensure_recipe_dataset("idp-mixed", 3000)
     root = tmp_path_factory.mktemp("report")
-    common = ["train", "-m", *FAST, "threads=1", "trainer.eval_every=10", "trainer.eval_episodes=1", "agent=bc,td3bc",
+    common = ["train", "-m", *FAST, "threads=1", "trainer.eval_every=10", "trainer.log_every=10",
+              "trainer.eval_episodes=1", "agent=bc,td3bc",
               "hydra.sweep.subdir=${agent.name}_s${seed}"]
     assert main([*common, "trainer.steps=30", "seed=0,1,2", f"hydra.sweep.dir={root / 'a'}"]) == 0
     assert main([*common, "trainer.steps=20", "seed=0,1", "dataset=hdf5", f"dataset.path={other}",
@@ -294,10 +295,18 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
     assert tables.main(["--runs", str(tmp_path / "runs"), "--records", str(records), "--archive", "--out",
                         str(tmp_path / "reports"), "--reps", REPS, "--readme", str(readme), "--write-readme",
                         "--only", "offline_table"]) == 0
-    # the records are the runs' results.json and config.yaml only, and the report reads nothing else
+    # the records are the runs' results.json, config.yaml and training diagnostics only; the report reads
+    # nothing else
     assert sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file()) == sorted(
         f"offline_table/{run}/{name}" for run in ("bc_s0", "bc_s1", "bc_s2", "td3bc_s0", "td3bc_s1")
-        for name in ("config.yaml", "results.json"))
+        for name in ("config.yaml", "results.json", "scalars.json"))
+    # scalars.json: every train/* scalar TensorBoard holds, at the logged steps (log_every=10 of 30)
+    scalars = json.loads((records / "offline_table" / "td3bc_s0" / "scalars.json").read_text())
+    assert {"train/critic_loss", "train/actor_loss"} <= set(scalars) and all(t.startswith("train/") for t in scalars)
+    assert [step for step, _ in scalars["train/critic_loss"]] == [10, 20, 30]
+    assert tables.training_scalars(runs / "a" / "td3bc_s0" / "tb") == scalars
+    assert tables.last_logged(records / "offline_table" / "td3bc_s0", "train/critic_loss", 2) == pytest.approx(
+        (scalars["train/critic_loss"][1][1] + scalars["train/critic_loss"][2][1]) / 2)
     shutil.rmtree(tmp_path / "runs")
     report = json.loads((tmp_path / "reports" / "offline_table" / "report.json").read_text())
     bc, td3bc = (next(g for g in report["groups"] if g["agent"] == a) for a in ("bc", "td3bc"))
@@ -312,6 +321,42 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
     assert tables.main(["--records", str(records), "--out", str(tmp_path / "again"), "--reps", REPS,
                         "--only", "offline_table"]) == 0
     assert json.loads((tmp_path / "again" / "offline_table" / "report.json").read_text())["groups"] == report["groups"]
+
+
+def test_ablation_table_reads_scores_from_the_report_and_diagnostics_from_the_records(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "make_readme_tables", Path(__file__).resolve().parent.parent / "experiments" / "make_readme_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    runs = []
+    for mode, residuals in (("orthogonal", [-0.5, -0.8]), ("semi", [-0.9, -0.7])):
+        for seed, shift in enumerate((0.0, 0.2)):
+            record = tmp_path / f"{mode}_s{seed}"
+            record.mkdir()
+            scalars = {"train/forward_residual": [[1000 * (i + 1), -9.0 if i < 2 else r + shift]
+                                                  for i, r in enumerate([0, 0, *residuals, residuals[-1]])],
+                       "train/weight_zero_fraction": [[1000, 0.9]], "train/v": [[1000, 50.0]]}
+            if mode == "semi" and seed == 1:
+                del scalars["train/v"]  # a seed without a diagnostic leaves its cell empty
+            (record / "scalars.json").write_text(json.dumps(scalars))
+            runs.append({"agent": f"odice[{mode}]", "path": str(record), "status": "finished"})
+    report = {"datasets": ["hopper-medium-replay"], "runs": runs, "groups": [
+        {"agent": "odice[orthogonal]", "dataset": "hopper-medium-replay", "mean": {"point": 7.94}, "std": 2.76,
+         "n": 3},
+        {"agent": "odice[semi]", "dataset": "hopper-medium-replay", "mean": {"point": 8.0}, "std": 1.0, "n": 2}]}
+    pre = [{"agent": "odice[true]", "dataset": "hopper-medium-replay", "mean": 21.2, "std": 14.9}]
+    # orthogonal's last three residuals: (-0.5, -0.8, -0.8) and each + 0.2: mean -0.6
+    assert tables.ablation_table(report, {}, pre).split("\n") == [
+        "| update mode | normalized score | mean forward residual | zero-weight share | mean V |",
+        "|---|---:|---:|---:|---:|",
+        "| orthogonal (O-DICE) | 7.9 +- 2.8 | -0.60 | 90% | 50.0 |",
+        "| semi (forward only) | 8.0 +- 1.0 (n=2) | -0.67 | 90% |  |",
+        "| true (plain sum) | 21.2 +- 14.9 \u2020 |  |  |  |"]
+    # written into a list item, the table keeps the old one's indentation
+    table = "| update mode | normalized score |\n|---|---:|\n| orthogonal (O-DICE) | 1.0 |"
+    text, found = tables.replace_table("- item:\n\n  | update mode | normalized score |\n  |---|---:|\n  | old | 0 |\n"
+                                       "\n  after", table)
+    assert found and text == "- item:\n\n  " + table.replace("\n", "\n  ") + "\n\n  after"
 
 
 def test_experiment_scripts_train_once_skips_finished_runs_and_resumes_stopped_ones(tmp_path):
