@@ -3,18 +3,18 @@
     python experiments/make_readme_tables.py [--archive] [--records experiments/records]
                                              [--out experiments/results/reports] [--reps 2000] [--write-readme]
 
-Run directories (checkpoints, TensorBoard) live under ``experiments/runs/`` and are not committed. What a
-report needs of a run, its ``results.json`` (final scores and the evaluation history) and ``config.yaml``, is
-kept under ``experiments/records/`` with the same relative paths, committed, so the tables can be rebuilt on
-any machine: ``--archive`` first copies those two files of every finished run under ``--runs`` into
-``--records``, with the run's ``train/*`` TensorBoard scalars as ``scalars.json`` (the diagnostics columns of
-the O-DICE ablation table come from them). For each experiment below whose records exist (the sweeps of
-``experiments/offline_table.sh`` and the scripts named beside them), this runs ``offrl report`` on them (report.md, report.json and figures
-into ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme``
-it also replaces that table in README.md, found by its header line (the text around it is left alone).
-Experiments without records are listed and skipped (the older summaries in experiments/results/*.json were
-made before records were kept; their runs are gone). Three tables are being re-run: until their records cover them,
-the cells the records lack come from the older summary in PRE_RECORDS, marked with a dagger.
+Run directories (checkpoints, TensorBoard) live under ``experiments/runs/`` and are not committed. What a report
+needs of a run, its ``results.json`` (final scores and the evaluation history) and ``config.yaml``, is kept under
+``experiments/records/`` with the same relative paths, committed, so the tables can be rebuilt on any machine:
+``--archive`` first copies those two files of every finished run under ``--runs`` into ``--records``, with the
+run's ``train/*`` TensorBoard scalars as ``scalars.json`` (the diagnostics columns of the O-DICE ablation table
+come from them). For each experiment below whose records exist (the sweeps of ``experiments/offline_table.sh`` and
+the scripts named beside them), this runs ``offrl report`` on them (report.md, report.json and figures into
+``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme`` it also
+replaces that table in README.md, found by its header line (the text around it is left alone). Experiments without
+records are listed and skipped (the older summaries in experiments/results/*.json were made before records were
+kept; their runs are gone). Three tables are being re-run: until their records cover them, the cells the records
+lack come from the older summary in PRE_RECORDS, marked with a dagger.
 
 The TQ column of the offline table comes from ``experiments/results/dataset_analysis/<family>/analysis.json``
 (``offrl datasets analyze``), not from the runs.
