@@ -76,11 +76,15 @@ def _agents(cells: dict[tuple[str, str], str]) -> list[str]:
     return [a for a in NAMES if a in found] + sorted(found - set(NAMES))
 
 
+def _score_cell(mean: float, std: float, n: int | None) -> str:
+    """A normalized score over seeds 0-2; the number of seeds where a cell has another."""
+    return f"{mean:.1f} +- {std:.1f}" + ("" if n in (3, None) else f" (n={n})")
+
+
 def offline_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
     """| dataset | TQ | BC | TD3+BC | ... |: final normalized score, mean +- std over seeds 0-2 (the number of
     seeds where a cell has another)."""
-    cells = _cells(report, pre_records,
-                   lambda mean, std, n: f"{mean:.1f} +- {std:.1f}" + ("" if n in (3, None) else f" (n={n})"))
+    cells = _cells(report, pre_records, _score_cell)
     agents = _agents(cells)
     lines = ["| dataset | TQ | " + " | ".join(NAMES.get(a, a) for a in agents) + " |",
              "|---|---:|" + "---:|" * len(agents)]
@@ -183,8 +187,7 @@ def ablation_table(report: dict, tq: dict[str, float], pre_records: list[dict]) 
     """| update mode | normalized score | mean forward residual | zero-weight share | mean V |: O-DICE's update
     modes (labels of ``--by agent.update_mode``), score mean +- std over seeds; each diagnostic the mean over
     the seeds of each run's last three logged values (a cell stays empty unless every seed has them)."""
-    scores = _cells(report, pre_records, lambda mean, std, n: f"{mean:.1f} +- {std:.1f}"
-                    + ("" if n in (3, None) else f" (n={n})"))
+    scores = _cells(report, pre_records, _score_cell)
     (dataset,) = report["datasets"]
     runs: dict[str, list[Path]] = {}
     for run in report["runs"]:

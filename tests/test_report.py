@@ -276,11 +276,17 @@ def test_empty_input_garbage_results_and_bad_options_exit_2_with_one_line(tmp_pa
     assert "no run records success_rate" in _one_error_line(capsys)
 
 
-def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
+def _make_readme_tables():
+    """experiments/make_readme_tables.py as a module (it is a script, not part of the package)."""
     spec = importlib.util.spec_from_file_location(
         "make_readme_tables", Path(__file__).resolve().parent.parent / "experiments" / "make_readme_tables.py")
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
+    return tables
+
+
+def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
+    tables = _make_readme_tables()
     shutil.copytree(runs / "a", tmp_path / "runs" / "offline_table")
     # a summary from before records: its cells fill those the records lack (marked), records win over it
     tables.PRE_RECORDS = {"offline_table": tmp_path / "pre_records.json"}
@@ -324,10 +330,7 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
 
 
 def test_ablation_table_reads_scores_from_the_report_and_diagnostics_from_the_records(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "make_readme_tables", Path(__file__).resolve().parent.parent / "experiments" / "make_readme_tables.py")
-    tables = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tables)
+    tables = _make_readme_tables()
     runs = []
     for mode, residuals in (("orthogonal", [-0.5, -0.8]), ("semi", [-0.9, -0.7])):
         for seed, shift in enumerate((0.0, 0.2)):
