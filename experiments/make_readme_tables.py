@@ -16,8 +16,10 @@ records are listed and skipped (the older summaries in experiments/results/*.jso
 kept; their runs are gone). Three tables are being re-run: until their records cover them, the cells the records
 lack come from the older summary in PRE_RECORDS, marked with a dagger.
 
-The TQ column of the offline table comes from ``experiments/results/dataset_analysis/<family>/analysis.json``
-(``offrl datasets analyze``), not from the runs.
+The TQ column of the offline table comes from the ``analysis.json`` files under ``experiments/results/dataset_analysis/``
+(``offrl datasets analyze``): each row shows the TQ of the build its runs trained on, told apart by the transition and
+episode counts their results.json records (a dataset rebuilt since its family's analysis, e.g. a medium-replay set
+whose SAC run was repeated on another CPU, is analysed again in a directory of its own).
 """
 
 from __future__ import annotations
@@ -46,14 +48,41 @@ def dataset_order(name: str) -> tuple[int, int, str]:
             QUALITIES.index(quality) if quality in QUALITIES else len(QUALITIES), name)
 
 
-def task_quality(analysis_dir: Path) -> dict[str, float]:
-    """TQ of every analysed dataset (name -> value)."""
-    found = {}
+Build = tuple[int, int]  # a dataset build: (transitions, episodes)
+
+
+def task_quality(analysis_dir: Path) -> dict[str, dict[Build, float]]:
+    """TQ of every analysed build: dataset name -> {(transitions, episodes): TQ}. Counts cannot tell apart two
+    builds of equal size (halfcheetah-medium-replay's 40 episodes): there the later directory in name order wins,
+    so a dated re-analysis (``<name>-YYYY-MM-DD/``) supersedes its family's."""
+    found: dict[str, dict[Build, float]] = {}
     for path in sorted(analysis_dir.glob("*/analysis.json")):
         for entry in json.loads(path.read_text()).get("datasets", []):
             if entry.get("tq", {}).get("value") is not None:
-                found[entry["name"]] = entry["tq"]["value"]
+                build = (entry["transitions"], entry["episodes"]["count"])
+                found.setdefault(entry["name"], {})[build] = entry["tq"]["value"]
     return found
+
+
+def _builds(report: dict) -> dict[str, set[Build]]:
+    """dataset -> the builds the report's runs trained on (from each run's results.json)."""
+    builds: dict[str, set[Build]] = {}
+    for group in report["groups"]:
+        for run in group["runs"]:
+            data = json.loads((Path(run) / "results.json").read_text()).get("data") or {}
+            if "transitions" in data and "episodes" in data:
+                builds.setdefault(group["dataset"], set()).add((data["transitions"], data["episodes"]))
+    return builds
+
+
+def _tq_cell(analysed: dict[Build, float], used: set[Build]) -> str:
+    """The TQ of the builds a row's runs used ('a / b' if they used several); with no build recorded, the
+    dataset's only analysed build; empty where a build was not analysed."""
+    if not used:
+        used = set(analysed) if len(analysed) == 1 else set()
+    if not used or not used <= set(analysed):
+        return ""
+    return " / ".join(f"{analysed[b]:.2f}" for b in sorted(used))
 
 
 def _cell(group: dict | None) -> str:
@@ -81,20 +110,21 @@ def _score_cell(mean: float, std: float, n: int | None) -> str:
     return f"{mean:.1f} +- {std:.1f}" + ("" if n in (3, None) else f" (n={n})")
 
 
-def offline_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
+def offline_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
     """| dataset | TQ | BC | TD3+BC | ... |: final normalized score, mean +- std over seeds 0-2 (the number of
     seeds where a cell has another)."""
     cells = _cells(report, pre_records, _score_cell)
     agents = _agents(cells)
     lines = ["| dataset | TQ | " + " | ".join(NAMES.get(a, a) for a in agents) + " |",
              "|---|---:|" + "---:|" * len(agents)]
+    builds = _builds(report)
     for d in sorted({d for _, d in cells}, key=dataset_order):
-        quality = f"{tq[d]:.2f}" if d in tq else ""
+        quality = _tq_cell(tq.get(d, {}), builds.get(d, set()))
         lines.append(f"| {d} | {quality} | " + " | ".join(cells.get((a, d), "") for a in agents) + " |")
     return "\n".join(lines)
 
 
-def online_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
+def online_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
     """| task | SAC return | PMOE return ... | SAC wall s (updates/s) | ... |."""
     agents = report["agents"]
     groups = {(g["agent"], g["dataset"]): g for g in report["groups"]}
@@ -114,7 +144,7 @@ def online_table(report: dict, tq: dict[str, float], pre_records: list[dict]) ->
     return "\n".join(lines)
 
 
-def success_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
+def success_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
     """| dataset | BC success rate | ... |: final success rate, mean +- std over seeds (n seeds)."""
     cells = _cells(report, pre_records, lambda mean, std, n: f"{mean:.2f} +- {std:.2f} (n={n})")
     agents = _agents(cells)
@@ -125,7 +155,7 @@ def success_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -
     return "\n".join(lines)
 
 
-def synthetic_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
+def synthetic_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
     """| dataset | agent | real data | + unguided synthetic | + policy-guided synthetic |: final normalized score,
     mean +- std over seeds (n), from the labels of ``--by synthetic.model,synthetic.guidance_coef``."""
     cells: dict[tuple[str, str, str], str] = {}
@@ -148,7 +178,7 @@ def synthetic_table(report: dict, tq: dict[str, float], pre_records: list[dict])
 EXPO_COLUMNS = {"expo[0.5]": "EXPO", "sac[0.5]": "SAC + offline data (RLPD-style)", "sac[0.0]": "SAC from scratch"}
 
 
-def curve_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
+def curve_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
     """| <dataset> (<metric>), env steps | EXPO | SAC + offline data | SAC from scratch |: the learning curves,
     mean over seeds [95% CI] at each evaluation, from the labels of ``--by trainer.offline_fraction``."""
     (dataset,) = report["datasets"]
@@ -183,7 +213,7 @@ def last_logged(record: Path, tag: str, count: int = 3) -> float | None:
     return sum(value for _, value in points[-count:]) / len(points[-count:]) if points else None
 
 
-def ablation_table(report: dict, tq: dict[str, float], pre_records: list[dict]) -> str:
+def ablation_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
     """| update mode | normalized score | mean forward residual | zero-weight share | mean V |: O-DICE's update
     modes (labels of ``--by agent.update_mode``), score mean +- std over seeds; each diagnostic the mean over
     the seeds of each run's last three logged values (a cell stays empty unless every seed has them)."""

@@ -329,6 +329,32 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
     assert json.loads((tmp_path / "again" / "offline_table" / "report.json").read_text())["groups"] == report["groups"]
 
 
+def test_offline_table_tq_is_that_of_the_build_the_runs_trained_on(tmp_path):
+    tables = _make_readme_tables()
+    for family, entries in (("one", [("d", 100, 10, 0.25), ("e", 5, 1, 0.5)]), ("two", [("d", 90, 9, 0.75)])):
+        (tmp_path / family).mkdir()
+        (tmp_path / family / "analysis.json").write_text(json.dumps({"datasets": [
+            {"name": n, "transitions": t, "episodes": {"count": e}, "tq": {"value": v}} for n, t, e, v in entries]}))
+    tq = tables.task_quality(tmp_path)
+    assert tq == {"d": {(100, 10): 0.25, (90, 9): 0.75}, "e": {(5, 1): 0.5}}
+
+    def table(*builds):
+        runs = []
+        for i, (transitions, episodes) in enumerate(builds):
+            (tmp_path / f"run{i}").mkdir(exist_ok=True)
+            (tmp_path / f"run{i}" / "results.json").write_text(json.dumps(
+                {"data": {"transitions": transitions, "episodes": episodes}}))
+            runs.append(str(tmp_path / f"run{i}"))
+        report = {"groups": [{"agent": "bc", "dataset": "d", "runs": runs, "n": 3, "mean": {"point": 1.0},
+                              "std": 0.0}]}
+        pre_records = [{"agent": "bc", "dataset": "e", "mean": 2.0, "std": 0.0}]  # no build recorded
+        return tables.offline_table(report, tq, pre_records).splitlines()[2:]
+
+    assert table((90, 9)) == ["| d | 0.75 | 1.0 +- 0.0 |", "| e | 0.50 | 2.0 +- 0.0 \u2020 |"]
+    assert table((100, 10), (90, 9))[0] == "| d | 0.75 / 0.25 | 1.0 +- 0.0 |"
+    assert table((80, 8))[0] == "| d |  | 1.0 +- 0.0 |"  # a build nobody analysed: no TQ rather than another's
+
+
 def test_ablation_table_reads_scores_from_the_report_and_diagnostics_from_the_records(tmp_path):
     tables = _make_readme_tables()
     runs = []
