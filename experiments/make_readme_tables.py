@@ -13,8 +13,9 @@ the scripts named beside them), this runs ``offrl report`` on them (report.md, r
 ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme`` it also
 replaces that table in README.md, found by its header line (the text around it is left alone). Experiments without
 records are listed and skipped (the older summaries in experiments/results/*.json were made before records were
-kept; their runs are gone). Three tables are being re-run: until their records cover them, the cells the records
-lack come from the older summary in PRE_RECORDS, marked with a dagger.
+kept; their runs are gone). A table being re-run takes the cells its records lack from the older summary in
+PRE_RECORDS, marked with a dagger (the offline table and the O-DICE ablation, re-run in full on 2026-12-03/04, no
+longer need theirs).
 
 The TQ column of the offline table comes from the ``analysis.json`` files under ``experiments/results/dataset_analysis/``
 (``offrl datasets analyze``): each row shows the TQ of the build its runs trained on, told apart by the transition and
@@ -36,9 +37,7 @@ NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice":
 FAMILIES = ("hopper", "halfcheetah", "walker2d")
 # experiment -> the summary of its runs made before records were kept (their runs are gone): rows of agent,
 # dataset, mean, std (and n); they fill, marked with a dagger, the cells the records do not have yet
-PRE_RECORDS = {"offline_table": ROOT / "experiments" / "results" / "offline_table.json",   # 2026-11-27
-               "odice_ablation": ROOT / "experiments" / "results" / "odice_ablation.json",  # 2026-11-27
-               "robotics": ROOT / "experiments" / "results" / "robotics_pre_records.json"}  # 2026-12-02
+PRE_RECORDS = {"robotics": ROOT / "experiments" / "results" / "robotics_pre_records.json"}  # 2026-12-02
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
 
@@ -237,7 +236,7 @@ def ablation_table(report: dict, tq: dict[str, dict[Build, float]], pre_records:
 
 # experiment -> run directories under --runs, offrl report options, README table (None: report only)
 EXPERIMENTS = {
-    # experiments/offline_table.sh; cells not yet re-run come from PRE_RECORDS
+    # experiments/offline_table.sh
     "offline_table": (["offline_table"], ["--metric", "normalized_score"], offline_table),
     "pmoe_vs_sac": (["pmoe_vs_sac"], ["--metric", "return_mean"], online_table),
     "odice_ablation": (["offline_table", "odice_ablation"], ["--by", "agent.update_mode", "--agents", "odice",
