@@ -5,27 +5,28 @@
 # 5000 environment steps per run (the paper: 1M at utd 20). Two 1-thread jobs at a time.
 #   SAC from scratch = the same offline_to_online run with trainer.offline_fraction=0 (no dataset rows in
 #   any batch; the dataset only names the env), so the three differ only in the agent and the data share.
-# Report: offrl report experiments/runs/expo --by agent,dataset ...  (see make_readme_tables.py --only expo)
+# Finished runs, here or in the committed records, are skipped and stopped ones resume (experiments/lib.sh).
+# Tables: python experiments/make_readme_tables.py --archive --only expo_hopper expo_pointmaze --write-readme
+# Usage: bash experiments/expo_evidence.sh [SEEDS] [DATASETS]   defaults: "0 1 2", "pointmaze-umaze hopper-medium"
 set -e
 export OMP_NUM_THREADS=1 MUJOCO_GL=egl
-out=experiments/runs/expo
+source "$(dirname "$0")/lib.sh"
+export -f train_once
+seeds=${1:-0 1 2}
+datasets=${2:-pointmaze-umaze hopper-medium}
 common="threads=1 trainer=expo_cpu trainer.steps=5000 trainer.eval_every=1000 trainer.checkpoint_every=1000 trainer.log_every=500"
-offrl datasets build hopper-medium > /dev/null  # built once, before two jobs could race to build it
-offrl datasets build pointmaze-umaze --size 200000 > /dev/null
-jobs=()
-for seed in 0 1 2; do
-  for data in "hopper-medium" "pointmaze-umaze dataset.size=200000"; do
-    name=${data%% *}
-    episodes=$([ "$name" = pointmaze-umaze ] && echo 20 || echo 5)
-    run="offrl train dataset=$data seed=$seed $common trainer.eval_episodes=$episodes"
-    jobs+=("$run agent=expo_cpu hydra.run.dir=$out/expo_${name}_s$seed")
-    jobs+=("$run agent=sac hydra.run.dir=$out/rlpd-sac_${name}_s$seed")
-    jobs+=("$run agent=sac trainer.offline_fraction=0 hydra.run.dir=$out/sac_${name}_s$seed")
-  done
+# built once, before two jobs could race to build them
+for name in $datasets; do
+  case $name in
+    pointmaze-umaze) offrl datasets build pointmaze-umaze --size 200000 > /dev/null ;;
+    *) offrl datasets build "$name" > /dev/null ;;
+  esac
 done
-# a run directory that already holds results is skipped; one with a checkpoint resumes
-for job in "${jobs[@]}"; do
-  dir=${job##*hydra.run.dir=}
-  if [ -f "$dir/results.json" ]; then continue; fi
-  if [ -f "$dir/checkpoints/last.pt" ]; then echo "offrl train resume=$dir"; else echo "$job"; fi
-done | xargs -P 2 -I{} bash -c '{} > /dev/null 2>&1 || echo "failed: {}"'
+for seed in $seeds; do for name in $datasets; do
+  data=$name episodes=5
+  [ "$name" = pointmaze-umaze ] && { data="pointmaze-umaze dataset.size=200000"; episodes=20; }
+  run="dataset=$data seed=$seed $common trainer.eval_episodes=$episodes"
+  echo "train_once expo expo_${name}_s$seed $run agent=expo_cpu"
+  echo "train_once expo rlpd-sac_${name}_s$seed $run agent=sac"
+  echo "train_once expo sac_${name}_s$seed $run agent=sac trainer.offline_fraction=0"
+done; done | xargs -P 2 -I{} bash -c '{} > /dev/null 2>&1 || echo "failed: {}"'
