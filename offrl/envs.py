@@ -91,7 +91,8 @@ def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None =
         raise ConfigError(f"environment '{env_id}' has action space {space}; offrl needs a continuous Box")
     wrappers = [FlattenBySpec] if dict_obs else []  # dict observations: flat, in the observation spec's order
     if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
-        wrappers.append(lambda env: gym.wrappers.RescaleAction(env, -1.0, 1.0))
+        ones = np.ones(space.shape, space.dtype)  # bounds of the space's dtype: no precision warning from gymnasium
+        wrappers.append(lambda env: gym.wrappers.RescaleAction(env, -ones, ones))
     return gym.make_vec(spec, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers, **(env_kwargs or {}))
 
 

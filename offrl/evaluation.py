@@ -254,6 +254,7 @@ def record_video(policy: Callable[[np.ndarray], np.ndarray], env_id: str, env_kw
 
     from offrl.envs import env_spec
 
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control) renders offscreen: no display
     try:
         env = gym.make(env_spec(env_id), render_mode="rgb_array", **env_kwargs)
     except gym.error.Error as err:

@@ -18,11 +18,15 @@ observation and action spaces (shapes, dtypes, bounds; infinite bounds written a
 id, agent, checkpoint, offrl version; the same JSON is inside the file (TorchScript extra file
 ``offrl.json``; ONNX ``metadata_props["offrl"]``). The export is checked against the agent on random
 observations before the command returns (the largest difference is in the sidecar).
+
+From Python, ``export_policy(agent, normalizer, env_id, out)`` does the same for an agent trained without a
+run directory (an agent on a GPU is exported through a CPU copy); ``export_run`` is the command.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -38,7 +42,6 @@ from torch import Tensor, nn
 from offrl.cli import OneLineParser
 from offrl.errors import OffrlError
 from offrl.evaluation import (
-    LoadedPolicy,
     canonical_checkpoint,
     checkpoint_path,
     import_mujoco,
@@ -76,39 +79,56 @@ def space_record(space) -> dict[str, Any]:
             "low": bounds(space.low), "high": bounds(space.high)}
 
 
-def build(policy: LoadedPolicy) -> tuple[ExportedPolicy, dict[str, Any]]:
-    """The exportable module of a loaded policy (on the CPU) and the record of what it expects."""
+def cpu_copy(agent: nn.Module) -> nn.Module:
+    """``agent`` itself on the CPU, else a CPU agent built from its config and loaded with its state (the global
+    random state left as it was): what is exported is always a CPU module."""
+    from offrl.agents import make_agent
+
+    if all(t.device.type == "cpu" for t in agent.state_dict().values() if isinstance(t, Tensor)):
+        return agent
+    with torch.random.fork_rng(devices=[]):
+        copy = make_agent(agent.cfg, agent.obs_dim, agent.act_dim, "cpu")
+    copy.load_state_dict({k: v.cpu() if isinstance(v, Tensor) else v for k, v in agent.state_dict().items()})
+    return copy.eval()
+
+
+def build(agent: nn.Module, normalizer: nn.Module, env_id: str,
+          env_kwargs: dict[str, Any] | None = None) -> tuple[ExportedPolicy, dict[str, Any]]:
+    """The exportable module (on the CPU) of an agent and its observation normaliser acting in ``env_id``, and the
+    record of what it expects."""
     import gymnasium as gym
 
     from offrl import __version__
     from offrl.envs import env_spaces
 
-    run = policy.run
-    obs_space, act_space = env_spaces(run["env_id"], run.get("env_kwargs"))
+    obs_space, act_space = env_spaces(env_id, env_kwargs)
     if not isinstance(act_space, gym.spaces.Box) or not np.all(np.isfinite(act_space.low)) \
             or not np.all(np.isfinite(act_space.high)):
-        raise OffrlError(f"{run['env_id']}: action space {act_space} has no finite bounds to rescale onto")
-    module = ExportedPolicy(policy.normalizer, policy.agent.deterministic_policy(), act_space.low, act_space.high)
+        raise OffrlError(f"{env_id}: action space {act_space} has no finite bounds to rescale onto")
+    if obs_space.shape != (agent.obs_dim,):
+        raise OffrlError(f"{env_id}: observations of shape {obs_space.shape} do not fit the agent's "
+                         f"obs_dim {agent.obs_dim}")
+    normalizer_cpu = copy.deepcopy(normalizer).cpu()
+    module = ExportedPolicy(normalizer_cpu, cpu_copy(agent).deterministic_policy(), act_space.low, act_space.high)
     record = {
-        "offrl_version": __version__, "agent": run["agent"], "env_id": run["env_id"],
-        "env_kwargs": run.get("env_kwargs") or {}, "dataset": run.get("dataset"), "checkpoint": policy.checkpoint,
-        "checkpoint_path": str(policy.path), "global_step": policy.global_step, "deterministic": True,
+        "offrl_version": __version__, "agent": agent.cfg.name, "env_id": env_id, "env_kwargs": env_kwargs or {},
+        "deterministic": True,
         "observation_space": space_record(obs_space), "action_space": space_record(act_space),
-        "input": {"name": "obs", "shape": ["batch", run["obs_dim"]], "dtype": "float32",
+        "input": {"name": "obs", "shape": ["batch", agent.obs_dim], "dtype": "float32",
                   "meaning": "raw environment observations (normalised inside the module)"},
-        "output": {"name": "action", "shape": ["batch", run["act_dim"]], "dtype": "float32",
+        "output": {"name": "action", "shape": ["batch", agent.act_dim], "dtype": "float32",
                    "meaning": "actions within the action space bounds, to pass to env.step unchanged"},
         "action_rescaled_from": None if not module.rescale else [-1.0, 1.0],
-        "normalizer": {"mean": policy.normalizer.mean.tolist(), "std": policy.normalizer.std.tolist()},
+        "normalizer": {"mean": normalizer_cpu.mean.tolist(), "std": normalizer_cpu.std.tolist()},
     }
     return module.eval(), record
 
 
-def sample_observations(policy: LoadedPolicy, n: int, seed: int) -> Tensor:
+def sample_observations(normalizer: nn.Module, n: int, seed: int) -> Tensor:
     """Raw observations around the normaliser's statistics (the data's, or N(0, 1) without them)."""
     g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(n, policy.run["obs_dim"], generator=g)
-    return policy.normalizer.mean.cpu() + noise * policy.normalizer.std.cpu()
+    mean, std = normalizer.mean.cpu(), normalizer.std.cpu()
+    return mean + torch.randn(n, len(mean), generator=g) * std
 
 
 @contextlib.contextmanager
@@ -164,29 +184,28 @@ def load_exported(out: Path, fmt: str):
     return lambda obs: session.run(["action"], {"obs": obs})[0]
 
 
-def verify(module: ExportedPolicy, policy: LoadedPolicy, out: Path, fmt: str) -> dict[str, Any]:
+def verify(module: ExportedPolicy, agent: nn.Module, normalizer: nn.Module, out: Path, fmt: str) -> dict[str, Any]:
     """Largest |exported - agent| on random observations, in batches of 1 and 64: the agent's side is
-    ``act(normalise(obs), deterministic=True)`` then the rescaling, computed by ``module`` in eager mode
-    (``module.policy`` is the agent's own ``deterministic_policy``)."""
+    ``act(normalise(obs), deterministic=True)`` on the agent's own device, then the rescaling."""
     run_exported = load_exported(out, fmt)
     if run_exported is None:
         return {"checked": False, "reason": "onnxruntime is not installed"}
-    obs = sample_observations(policy, 65, seed=1)
+    obs = sample_observations(normalizer, 65, seed=1)
+    device = normalizer.mean.device
     with torch.no_grad():
-        normalized = policy.normalizer(obs)
-        agent_actions = policy.agent.act(normalized, deterministic=True)
+        agent_actions = agent.act(normalizer(obs.to(device)), deterministic=True).cpu()
         expected = agent_actions if not module.rescale else module.low + (agent_actions + 1.0) * module.half_range
+    name = agent.cfg.name
     worst = 0.0
-    for batch in (obs[:1], obs[1:]):
-        got = run_exported(batch.numpy())
-        want = expected[: len(batch)].numpy() if len(batch) == 1 else expected[1:].numpy()
+    for batch in (slice(0, 1), slice(1, len(obs))):
+        got, want = run_exported(obs[batch].numpy()), expected[batch].numpy()
         if got.shape != want.shape:
-            raise OffrlError(f"{out}: the exported policy returned shape {got.shape} for a batch of {len(batch)}, "
-                             f"expected {want.shape}; agent '{policy.run['agent']}' is not exportable as is")
+            raise OffrlError(f"{out}: the exported policy returned shape {got.shape} for a batch of "
+                             f"{len(want)}, expected {want.shape}; agent '{name}' is not exportable as is")
         worst = max(worst, float(np.abs(got - want).max()))
     if not worst <= TOLERANCE:
-        raise OffrlError(f"{out}: the exported policy differs from agent '{policy.run['agent']}' by up to {worst:.3g} "
-                         f"(tolerance {TOLERANCE:g}); agent '{policy.run['agent']}' is not exportable as is")
+        raise OffrlError(f"{out}: the exported policy differs from agent '{name}' by up to {worst:.3g} "
+                         f"(tolerance {TOLERANCE:g}); agent '{name}' is not exportable as is")
     return {"checked": True, "observations": len(obs), "batch_sizes": [1, len(obs) - 1], "max_abs_diff": worst,
             "tolerance": TOLERANCE}
 
@@ -201,24 +220,25 @@ def parse_args(argv: list[str]):
     return parser.parse_args(argv)
 
 
-def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, which: str = "last") -> dict[str, Any]:
-    """Export checkpoint ``which`` of a run; returns the record written to ``<out>.json``."""
+def export_policy(agent: nn.Module, normalizer: nn.Module, env_id: str, out: str | Path,
+                  fmt: str = "torchscript", env_kwargs: dict[str, Any] | None = None,
+                  provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export an agent and its observation normaliser (on any device; for an agent trained in Python) as one
+    standalone module for ``env_id`` into ``out``, check it against ``agent.act`` and write ``<out>.json``;
+    returns that record (``provenance``, e.g. the checkpoint it came from, is added to it)."""
     if fmt not in FORMATS:
         raise OffrlError(f"--format={fmt} is unknown; expected one of {sorted(FORMATS)}")
-    import_mujoco()
-    run_dir, which = Path(run_dir), canonical_checkpoint(which)
-    checkpoint_path(run_dir, which)
-    out = Path(out) if out is not None else run_dir / f"policy_{which}{FORMATS[fmt]}"
+    out = Path(out)
     sidecar = out.with_name(out.name + ".json")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OffrlError(f"--out={out}: cannot write there: the directory {parent} does not exist")
     if out.is_dir():
         raise OffrlError(f"--out={out}: is a directory; expected a file name")
-    policy = load_policy(run_dir, which, "cpu")
-    module, record = build(policy)
+    module, record = build(agent, normalizer, env_id, env_kwargs)
+    record.update(provenance or {})
     record["format"] = fmt
-    example = sample_observations(policy, 4, seed=0)
+    example = sample_observations(normalizer, 4, seed=0)
     try:
         if fmt == "torchscript":
             export_torchscript(module, example, out, record)
@@ -227,13 +247,28 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, whi
     except OSError as err:
         raise OffrlError(f"--out={out}: cannot write the export ({err.strerror or err})") from None
     record["file"] = str(out)
-    record["verification"] = verify(module, policy, out, fmt)
+    record["verification"] = verify(module, agent, normalizer, out, fmt)
     try:
         sidecar.write_text(json.dumps(record, indent=2, allow_nan=False))
     except OSError as err:
         raise OffrlError(f"{sidecar}: cannot write the record ({err.strerror or err})") from None
     record["sidecar"] = str(sidecar)
     return record
+
+
+def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, which: str = "last") -> dict[str, Any]:
+    """Export checkpoint ``which`` of a run; returns the record written to ``<out>.json``."""
+    if fmt not in FORMATS:
+        raise OffrlError(f"--format={fmt} is unknown; expected one of {sorted(FORMATS)}")
+    import_mujoco()
+    run_dir, which = Path(run_dir), canonical_checkpoint(which)
+    checkpoint_path(run_dir, which)
+    out = Path(out) if out is not None else run_dir / f"policy_{which}{FORMATS[fmt]}"
+    policy = load_policy(run_dir, which, "cpu")
+    run = policy.run
+    provenance = {"agent": run["agent"], "dataset": run.get("dataset"), "checkpoint": policy.checkpoint,
+                  "checkpoint_path": str(policy.path), "global_step": policy.global_step}
+    return export_policy(policy.agent, policy.normalizer, run["env_id"], out, fmt, run.get("env_kwargs"), provenance)
 
 
 def main(argv: list[str]) -> int:

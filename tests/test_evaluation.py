@@ -61,15 +61,23 @@ def test_eval_last_and_best_print_and_write_scores(offline_run, capsys):
     assert json.loads((offline_run / "eval_step_10.json").read_text())["global_step"] == 10
 
 
-def test_eval_online_run_without_reference_returns(tmp_path, capsys):
+def test_eval_online_run_without_reference_returns(tmp_path, capfd):  # capfd: SDL writes to fd 2
     run = tmp_path / "sac"
     assert main(["train", "agent=sac", "env=Pendulum-v1", "agent.hidden_dims=[16,16]", "trainer.steps=20",
                  "trainer.warmup_steps=10", "trainer.batch_size=8", "trainer.eval_every=20", "trainer.eval_episodes=1",
                  "device=cpu", "threads=1", f"hydra.run.dir={run}"]) == 0
-    code, out, _ = _eval(capsys, run, "--episodes", 2)
+    code, out, _ = _eval(capfd, run, "--episodes", 2)
     assert code == 0 and "normalized score" not in out
     result = json.loads((run / "eval_last.json").read_text())
     assert result["env_id"] == "Pendulum-v1" and result["lengths"] == [200, 200] and "normalized_score" not in result
+
+    # a classic-control env films through pygame, offscreen (no display, no SDL complaint about one)
+    pytest.importorskip("pygame", reason="classic-control videos need pygame (pip install 'offrl[export]')")
+    video = tmp_path / "pendulum.gif"
+    code, out, err = _eval(capfd, run, "--episodes", 1, "--video", video)
+    assert code == 0 and str(video) in out and "XDG_RUNTIME_DIR" not in err
+    meta = json.loads((run / "eval_last.json").read_text())["video"]
+    assert meta["frames"] == 201 and meta["fps"] == 30 and meta["gl_backend"] is None
 
 
 class SuccessToy(gym.Env):

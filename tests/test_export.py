@@ -128,3 +128,40 @@ def test_export_bad_input_is_one_line(tmp_path, capsys, small_default_dataset):
     assert main(["export", str(run), "--format", "torchscript", "--checkpoint", "best"]) == 0
     record = json.loads((run / "policy_best.pt.json").read_text())
     assert record["checkpoint"] == "best" and record["file"] == str(run / "policy_best.pt")
+
+
+def test_export_policy_from_python(tmp_path):
+    """An agent trained in Python (no run directory) exports with its normaliser; a wrong env is one line."""
+    from offrl.agents import make_agent
+    from offrl.data import ObsNormalizer
+    from offrl.errors import OffrlError
+    from offrl.export import export_policy
+
+    torch.manual_seed(0)
+    agent = make_agent({"name": "td3bc", "hidden_dims": [16, 16]}, 3, 1)
+    normalizer = ObsNormalizer.fit(np.random.default_rng(0).normal(2.0, 3.0, (100, 3)).astype(np.float32))
+    state = torch.get_rng_state()
+    record = export_policy(agent, normalizer, "Pendulum-v1", tmp_path / "p.pt", provenance={"note": "mine"})
+    assert torch.equal(state, torch.get_rng_state())
+    assert record["agent"] == "td3bc" and record["note"] == "mine" and record["verification"]["max_abs_diff"] <= ATOL
+    obs = np.random.default_rng(1).normal(2.0, 3.0, (7, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = env_actions("Pendulum-v1", agent.act(normalizer(torch.from_numpy(obs)), deterministic=True).numpy())
+    got = torch.jit.load(str(tmp_path / "p.pt"))(torch.from_numpy(obs)).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+    with pytest.raises(OffrlError, match=r"MountainCarContinuous-v0: observations of shape \(2,\) do not fit"):
+        export_policy(agent, normalizer, "MountainCarContinuous-v0", tmp_path / "q.pt")
+    assert not (tmp_path / "q.pt").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_export_policy_of_a_gpu_agent(tmp_path):
+    from offrl.agents import make_agent
+    from offrl.data import ObsNormalizer
+    from offrl.export import export_policy
+
+    agent = make_agent({"name": "sac", "hidden_dims": [16, 16]}, 3, 1, device="cuda")
+    normalizer = ObsNormalizer(3).cuda()
+    record = export_policy(agent, normalizer, "Pendulum-v1", tmp_path / "p.pt")
+    assert record["verification"]["max_abs_diff"] <= ATOL
+    assert all(t.device.type == "cuda" for t in agent.parameters())  # the agent itself stays where it was
