@@ -785,7 +785,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["Needs two agents with runs on a common dataset.", ""]
 
     lines += ["## Learning curves", ""]
-    if report["curves"]:
+    if report["curves"] and not _has_curves(report):
+        lines += ["Every run was evaluated at one step only (e.g. `trainer.eval_every` = `trainer.steps`): no curves "
+                  "to draw; the final scores are in the tables above.", ""]
+    elif report["curves"]:
         lines += [f"Mean over seeds at each evaluation with a {pct}% bootstrap band (runs in progress included; "
                   "a point averages the seeds evaluated at that step). x: `global_step` (the steps of all phases "
                   "so far), or `step` for runs recorded before evaluations carried it.", "",
@@ -856,23 +859,35 @@ def _clip_to_bounds(ax, metric: str) -> None:
     ax.set_ylim(low, max(high, low + 0.1 * (bounds[1] - bounds[0])))
 
 
+def _has_curves(report: dict[str, Any]) -> bool:
+    """Some agent was evaluated at more than one step (runs evaluated only at the end have no curve to draw)."""
+    return any(len(c["x"]) > 1 for c in report["curves"])
+
+
 def plot_learning_curves(report: dict[str, Any], path: Path, colours: dict, markers: dict) -> bool:
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     curves = report["curves"]
     datasets = [d for d in report["datasets"] if any(c["dataset"] == d for c in curves)]
-    if not datasets:
+    if not datasets or not _has_curves(report):
         return False
     cols = min(3, len(datasets))
     figure = _figure(4.6 * cols, 3.4 * math.ceil(len(datasets) / cols) + 0.5)
+    single = False
     for index, (ax, d) in enumerate(zip(_grid(figure, len(datasets)), datasets)):
         running = 0
         starts: dict[str, int] = {}
         for c in (c for c in curves if c["dataset"] == d):
             x = np.array(c["x"])
             colour = colours[c["agent"]]
-            ax.fill_between(x, c["low"], c["high"], color=colour, alpha=0.2, linewidth=0)
+            if len(x) > 1:
+                ax.fill_between(x, c["low"], c["high"], color=colour, alpha=0.2, linewidth=0)
+            else:  # one evaluation (e.g. only at the end): a band would be invisible, so a bar
+                single = True
+                mean = c["mean"][0]
+                ax.errorbar(x, [mean], yerr=[[mean - c["low"][0]], [c["high"][0] - mean]], color=colour,
+                            capsize=3, linewidth=1.2)
             ax.plot(x, c["mean"], color=colour, linewidth=1.8, marker=markers[c["agent"]] if len(x) <= 25 else None,
                     markersize=4)
             running += c["in_progress"]
@@ -888,11 +903,14 @@ def plot_learning_curves(report: dict[str, Any], path: Path, colours: dict, mark
             ax.set_ylabel(report["metric_axis"], fontsize=9)
         ax.xaxis.set_major_formatter(_steps_formatter())
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=True))
+        ax.set_xlim(left=0)  # training starts at step 0: a lone final evaluation shows where the budget ends
         ax.tick_params(labelsize=8)
         _clip_to_bounds(ax, report["metric"])
         _style(ax)
     handles = [Line2D([], [], color=colours[a], marker=markers[a], linewidth=1.8, label=a) for a in report["agents"]]
     title = f"mean over seeds, shaded: {int(100 * report['confidence'])}% bootstrap interval"
+    if single:
+        title += " (a bar at a lone evaluation)"
     figure.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(figure, report["agents"]),
                   frameon=False, title=title)
     _save(figure, path)

@@ -187,6 +187,18 @@ def test_figures_and_markdown(made):
         assert f"({name}.png)" in text
 
 
+def test_runs_evaluated_once_get_no_learning_curve_figure(made, tmp_path):
+    """A curve of one point per agent says nothing a table does not: no figure, and report.md says why."""
+    _, report = made
+    once = {**report, "curves": [{**c, **{k: c[k][-1:] for k in ("x", "mean", "low", "high", "n")}}
+                                 for c in report["curves"]]}
+    assert not rep.plot_learning_curves(once, tmp_path / "curves.png", {}, {})
+    assert not (tmp_path / "curves.png").exists()
+    assert "evaluated at one step only" in rep.markdown({**once, "figures": {}})
+    assert rep.plot_learning_curves(report, tmp_path / "curves.png", {a: "k" for a in report["agents"]},
+                                    {a: "o" for a in report["agents"]})
+
+
 def test_a_bounded_metric_keeps_its_axis_in_range():
     import matplotlib
 
