@@ -318,7 +318,16 @@ def _render(env, backend: str | None) -> np.ndarray:
 
 # ---------------------------------------------------------------------- command
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = OneLineParser(prog="offrl eval", description="Evaluate a trained policy on fresh seeds.")
+    parser = OneLineParser(
+        prog="offrl eval", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Evaluate a trained policy on fresh seeds: prints the return, the normalized score (where the run "
+                    "has reference returns) and the success rate (where the env reports one); writes "
+                    "<run dir>/eval_<checkpoint>.json.",
+        epilog="""examples:
+  offrl eval <run dir>                                 10 episodes of the policy at the end of training
+  offrl eval <run dir> --checkpoint best --episodes 50 the policy of the best training evaluation
+  offrl eval <run dir> --video hopper.mp4              ... and film its first episode (or .gif)
+  offrl eval <run dir> --seed 100                      replay training's evaluations of a seed-0 run""")
     parser.add_argument("run_dir", help="a run directory written by offrl train")
     parser.add_argument("--checkpoint", default="last", help="last (default), best, or step_N (a snapshot)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")

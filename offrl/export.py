@@ -25,6 +25,7 @@ run directory (an agent on a GPU is exported through a CPU copy); ``export_run``
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import io
@@ -211,7 +212,15 @@ def verify(module: ExportedPolicy, agent: nn.Module, normalizer: nn.Module, out:
 
 
 def parse_args(argv: list[str]):
-    parser = OneLineParser(prog="offrl export", description="Export a trained policy as a standalone module.")
+    parser = OneLineParser(
+        prog="offrl export", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Export a trained policy (observation normaliser + deterministic actor + rescaling onto the "
+                    "env's action bounds) as one standalone file that runs without offrl; checks it against the "
+                    "agent and records the spaces it expects in <out>.json.",
+        epilog="""examples:
+  offrl export <run dir> --format torchscript        <run dir>/policy_last.pt: torch.jit.load(file)(obs)
+  offrl export <run dir> --format onnx --out p.onnx  onnxruntime: session.run(["action"], {"obs": obs})
+  offrl export <run dir> --format onnx --checkpoint best""")
     parser.add_argument("run_dir", help="a run directory written by offrl train")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS), help="torchscript or onnx")
     parser.add_argument("--out", default=None,

@@ -11,17 +11,17 @@ Runs are found recursively and grouped by agent x dataset (the dataset's name, o
 online run). Each run's score is its final evaluation (the last one so far for a run in progress).
 
 Rules (also written into every report):
-- per-dataset statistics are over seeds: mean, std (ddof=0, as ``experiments/aggregate.py``), IQM, median,
-  each with a bootstrap 95% interval over seeds;
+- per-dataset statistics are over seeds: mean, std (population, ddof=0), IQM, median, each with a
+  bootstrap 95% interval over seeds;
 - aggregates over datasets (IQM, median, mean, optimality gap) and performance profiles need scores on
   one scale: they are computed for normalized scores (D4RL: 0 = random, 100 = expert; optimality gap
   below 100) and success rates (gap below 1), over the datasets on which every agent has runs, with
   rliable's stratified bootstrap (runs resampled within each dataset);
-- raw returns (``--metric return_mean``, online runs without reference returns) differ in scale between
+- raw returns (--metric return_mean, online runs without reference returns) differ in scale between
   tasks, so they get per-dataset statistics only; the probability of improvement needs no common scale
   (it compares runs within a task, then averages over tasks) and is reported for every metric;
 - runs in progress appear in the tables and learning curves, marked, and count in the statistics only
-  with ``--include-in-progress``.
+  with --include-in-progress.
 """
 
 from __future__ import annotations
@@ -1065,9 +1065,16 @@ def parser() -> argparse.ArgumentParser:
     rules = __doc__[__doc__.index("Rules"):].strip()
     from offrl.cli import OneLineParser
 
-    p = OneLineParser(prog="offrl report", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rules,
-                description="Tables, aggregate metrics with 95%% bootstrap intervals, performance profiles, "
-                            "probability of improvement and learning curves for a set of runs (rliable).")
+    examples = """examples:
+  offrl report multirun/2026-11-27/10-00-00                    every run under a sweep directory
+  offrl report runs/a runs/b --out reports/hopper --reps 50000  several directories, more replications
+  offrl report runs --metric return_mean                        online runs (no reference returns)
+  offrl report runs --by agent.update_mode --agents odice       one agent split by a config key"""
+    p = OneLineParser(prog="offrl report", formatter_class=argparse.RawDescriptionHelpFormatter,
+                      epilog=f"{rules}\n\n{examples}",
+                      description="Tables, aggregate metrics with 95% bootstrap intervals, performance profiles, "
+                                  "probability of improvement and learning curves for a set of runs (rliable); "
+                                  "writes report.md, report.json and PNG figures into --out.")
     p.add_argument("dirs", nargs="+", type=Path, help="run directories or sweep directories (searched recursively)")
     p.add_argument("--out", type=Path, default=Path("offrl-report"), help="output directory (default ./offrl-report)")
     p.add_argument("--metric", choices=["auto", *METRICS], default="auto",

@@ -91,3 +91,10 @@ def test_train_help_lists_groups_options_and_examples(capsys):
                    "offline_to_online", "launchers", "threads=N", "resume=DIR", "examples:"):
         assert needle in out, needle
     assert "tuning/" not in out and "schema" not in out  # no internal groups
+
+
+@pytest.mark.parametrize("command", ["eval", "export", "report", "datasets"])
+def test_after_training_commands_help_with_examples(capsys, command):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "%%" not in out and "``" not in out, out
