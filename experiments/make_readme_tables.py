@@ -12,15 +12,15 @@ come from them). For each experiment below whose records exist (the sweeps of ``
 the scripts named beside them), this runs ``offrl report`` on them (report.md, report.json and figures into
 ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme`` it also
 replaces that table in README.md, found by its header line (the text around it is left alone). Experiments without
-records are listed and skipped (the older summaries in experiments/results/*.json were made before records were
-kept; their runs are gone). A table being re-run takes the cells its records lack from the older summary in
-PRE_RECORDS, marked with a dagger (the offline table and the O-DICE ablation, re-run in full on 2026-12-03/04, no
-longer need theirs).
+records are listed and skipped. A table being re-run takes the cells its records lack from the older summary in
+PRE_RECORDS (runs made before records were kept, now gone: the robotics table's cube-single PRDC/A2PR/O-DICE cells
+and the policy-guided-diffusion table's hopper-medium rows), marked with a dagger.
 
-The TQ column of the offline table comes from the ``analysis.json`` files under ``experiments/results/dataset_analysis/``
-(``offrl datasets analyze``): each row shows the TQ of the build its runs trained on, told apart by the transition and
-episode counts their results.json records (a dataset rebuilt since its family's analysis, e.g. a medium-replay set
-whose SAC run was repeated on another CPU, is analysed again in a directory of its own).
+The TQ column of the offline table comes from the ``analysis.json`` files under
+``experiments/results/dataset_analysis/`` (``offrl datasets analyze``): each row shows the TQ of the build its runs
+trained on, told apart by the transition and episode counts their results.json records (a dataset rebuilt since its
+family's analysis, e.g. a medium-replay set whose SAC run was repeated on another CPU, is analysed again in a
+directory of its own).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice":
 FAMILIES = ("hopper", "halfcheetah", "walker2d")
 # experiment -> the summary of its runs made before records were kept (their runs are gone): rows of agent,
 # dataset, mean, std (and n); they fill, marked with a dagger, the cells the records do not have yet
-PRE_RECORDS = {"robotics": ROOT / "experiments" / "results" / "robotics_pre_records.json"}  # 2026-12-02
+PRE_RECORDS = {"robotics": ROOT / "experiments" / "results" / "robotics_pre_records.json",  # 2026-12-02
+               "pgd": ROOT / "experiments" / "results" / "pgd_pre_records.json"}  # 2026-12-02, hopper-medium
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
 
@@ -156,14 +157,17 @@ def success_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: 
 
 def synthetic_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
     """| dataset | agent | real data | + unguided synthetic | + policy-guided synthetic |: final normalized score,
-    mean +- std over seeds (n), from the labels of ``--by synthetic.model,synthetic.guidance_coef``."""
-    cells: dict[tuple[str, str, str], str] = {}
-    for g in report["groups"]:
-        agent, values = g["agent"].rstrip("]").split("[")
+    mean +- std over seeds (n), from the labels of ``--by synthetic.model,synthetic.guidance_coef``; cells the
+    records lack from the pre-records rows, marked with a dagger."""
+    def place(label: str, dataset: str) -> tuple[str, str, str]:
+        agent, values = label.rstrip("]").split("[")
         model, coef = values.split(",")
-        column = "real" if model == "?" else "unguided" if float(coef) == 0 else f"guided ({float(coef):g})"
-        cell = f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})" if g["n"] else ""
-        cells[(g["dataset"], agent, column)] = cell
+        return dataset, agent, "real" if model == "?" else "unguided" if float(coef) == 0 else f"guided ({float(coef):g})"
+
+    cells = {place(r["agent"], r["dataset"]): f"{r['mean']:.1f} +- {r['std']:.1f} (n={r['n']}) \u2020"
+             for r in pre_records}
+    cells.update({place(g["agent"], g["dataset"]): f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})"
+                  for g in report["groups"] if g["n"]})
     columns = ["real", "unguided"] + sorted({c for *_, c in cells} - {"real", "unguided"})
     rows = sorted({(d, a) for d, a, _ in cells}, key=lambda r: (dataset_order(r[0]), list(NAMES).index(r[1])))
     lines = ["| dataset (normalized score) | agent | " + " | ".join(

@@ -2,7 +2,8 @@
 the offline agents on the same datasets (the paper's question: does BC track TQ, and do offline RL
 agents need SACo?).
 
-    python experiments/quality_vs_scores.py --analysis experiments/results/dataset_analysis/{hopper,halfcheetah,walker2d}/analysis.json \
+    python experiments/quality_vs_scores.py \
+        --analysis experiments/results/dataset_analysis/{hopper,halfcheetah,walker2d}/analysis.json \
         --scores experiments/results/offline_table.json --out experiments/results/quality_vs_scores
 
 Writes <out>.md (a table) and <out>.png (BC score vs TQ, and best offline-RL-minus-BC vs SACo).

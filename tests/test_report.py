@@ -400,6 +400,19 @@ def test_ablation_table_reads_scores_from_the_report_and_diagnostics_from_the_re
     assert found and text == "- item:\n\n  " + table.replace("\n", "\n  ") + "\n\n  after"
 
 
+def test_synthetic_table_takes_pre_records_cells_the_records_lack():
+    tables = _make_readme_tables()
+    report = {"groups": [
+        {"agent": "td3bc[?,0.0]", "dataset": "hopper-medium", "mean": {"point": 41.0}, "std": 2.0, "n": 3},
+        {"agent": "td3bc[m,1.0]", "dataset": "hopper-medium", "mean": {"point": 30.0}, "std": 1.0, "n": 2}]}
+    pre = [{"agent": "td3bc[?,0.0]", "dataset": "hopper-medium", "mean": 40.5, "std": 7.8, "n": 3},
+           {"agent": "td3bc[m,0.0]", "dataset": "hopper-medium", "mean": 28.8, "std": 0.6, "n": 3},
+           {"agent": "iql[?,0.0]", "dataset": "hopper-medium", "mean": 32.8, "std": 12.3, "n": 3}]
+    assert tables.synthetic_table(report, {}, pre).split("\n")[2:] == [
+        "| hopper-medium | TD3+BC | 41.0 +- 2.0 (n=3) | 28.8 +- 0.6 (n=3) \u2020 | 30.0 +- 1.0 (n=2) |",
+        "| hopper-medium | IQL | 32.8 +- 12.3 (n=3) \u2020 |  |  |"]
+
+
 def test_experiment_scripts_train_once_skips_finished_runs_and_resumes_stopped_ones(tmp_path):
     """experiments/lib.sh's train_once, with a stand-in `offrl` that logs its arguments."""
     import subprocess
