@@ -162,7 +162,8 @@ def synthetic_table(report: dict, tq: dict[str, dict[Build, float]], pre_records
     def place(label: str, dataset: str) -> tuple[str, str, str]:
         agent, values = label.rstrip("]").split("[")
         model, coef = values.split(",")
-        return dataset, agent, "real" if model == "?" else "unguided" if float(coef) == 0 else f"guided ({float(coef):g})"
+        column = "real" if model == "?" else "unguided" if float(coef) == 0 else f"guided ({float(coef):g})"
+        return dataset, agent, column
 
     cells = {place(r["agent"], r["dataset"]): f"{r['mean']:.1f} +- {r['std']:.1f} (n={r['n']}) \u2020"
              for r in pre_records}
