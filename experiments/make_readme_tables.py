@@ -64,6 +64,26 @@ def task_quality(analysis_dir: Path) -> dict[str, dict[Build, float]]:
     return found
 
 
+def quality_table(analysis_dir: Path) -> str:
+    """| quality | hopper TQ | hopper SACo | ... |: each family's analysis (``offrl datasets analyze`` of its five
+    datasets together, ``<analysis_dir>/<family>/analysis.json``), the random set at its 100k build."""
+    columns = [f"{family} {what}" for family in FAMILIES for what in ("TQ", "SACo")]
+    lines = ["| quality | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    entries = {}
+    for family in FAMILIES:
+        for entry in json.loads((analysis_dir / family / "analysis.json").read_text())["datasets"]:
+            entries[entry["name"].removesuffix("-100000")] = entry
+    for quality in QUALITIES:
+        cells = []
+        for family in FAMILIES:
+            entry = entries.get(f"{family}-{quality}", {})
+            cells += [f"{entry[key]['value']:.3f}".replace("-0.000", "0.000") if entry.get(key) else ""
+                      for key in ("tq", "saco")]
+        label = quality + (" (100k)" if quality == "random" else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _builds(report: dict) -> dict[str, set[Build]]:
     """dataset -> the builds the report's runs trained on (from each run's results.json)."""
     builds: dict[str, set[Build]] = {}
@@ -325,14 +345,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", default="2000", help="bootstrap replications for offrl report")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--write-readme", action="store_true", help="replace the tables in README.md")
-    parser.add_argument("--only", nargs="+", choices=sorted(EXPERIMENTS), help="only these experiments")
+    parser.add_argument("--only", nargs="+", choices=sorted([*EXPERIMENTS, "dataset_quality"]),
+                        help="only these experiments (dataset_quality: the table of the datasets' analyses)")
     args = parser.parse_args(argv)
     if args.archive:
         print(f"make_readme_tables: {archive(args.runs, args.records)} runs' records copied from {args.runs} "
               f"to {args.records}")
-    tq = task_quality(ROOT / "experiments" / "results" / "dataset_analysis")
+    analyses = ROOT / "experiments" / "results" / "dataset_analysis"
+    tq = task_quality(analyses)
     made, missing = 0, []
     readme = args.readme.read_text() if args.write_readme else ""
+    if not args.only or "dataset_quality" in args.only:
+        text = quality_table(analyses)
+        print(f"\n## dataset_quality (from {analyses})\n\n{text}\n")
+        readme, _ = replace_table(readme, text)
+        made += 1
     for name, (subdirs, options, table) in EXPERIMENTS.items():
         if args.only and name not in args.only:
             continue

@@ -400,6 +400,21 @@ def test_ablation_table_reads_scores_from_the_report_and_diagnostics_from_the_re
     assert found and text == "- item:\n\n  " + table.replace("\n", "\n  ") + "\n\n  after"
 
 
+def test_quality_table_from_the_family_analyses(tmp_path):
+    tables = _make_readme_tables()
+    for family in tables.FAMILIES:
+        (tmp_path / family).mkdir()
+        entries = [{"name": f"{family}-random-100000", "tq": {"value": -1e-5}, "saco": {"value": 0.5}},
+                   {"name": f"{family}-expert", "tq": {"value": 0.99}, "saco": {"value": 0.25}}]
+        (tmp_path / family / "analysis.json").write_text(json.dumps({"datasets": entries}))
+    lines = tables.quality_table(tmp_path).split("\n")
+    assert lines[0] == ("| quality | hopper TQ | hopper SACo | halfcheetah TQ | halfcheetah SACo | walker2d TQ | "
+                        "walker2d SACo |")
+    assert lines[2] == "| random (100k) | " + " | ".join(["0.000 | 0.500"] * 3) + " |"
+    assert lines[3] == "| medium | " + " | ".join([""] * 6) + " |"
+    assert lines[-1] == "| expert | " + " | ".join(["0.990 | 0.250"] * 3) + " |"
+
+
 def test_synthetic_table_takes_pre_records_cells_the_records_lack():
     tables = _make_readme_tables()
     report = {"groups": [
