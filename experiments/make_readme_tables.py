@@ -84,6 +84,17 @@ def quality_table(analysis_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def dynamics_table(path: Path) -> str:
+    """| guidance coef | agent log-likelihood ... |: ``offrl diffusion dynamics``'s dynamics.json, one row per
+    guidance coefficient."""
+    lines = ["| guidance coef | agent log-likelihood of the actions | next-obs MSE | relative to obs variance | "
+             "reward abs error |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['guidance_coef']:g} | {r['agent_log_prob']:.2f} | {r['next_obs_mse']:.3g} | "
+              f"{r['next_obs_mse_relative']:.3f} | {r['reward_abs_error']:.3f} |"
+              for r in json.loads(path.read_text())["rows"]]
+    return "\n".join(lines)
+
+
 def _builds(report: dict) -> dict[str, set[Build]]:
     """dataset -> the builds the report's runs trained on (from each run's results.json)."""
     builds: dict[str, set[Build]] = {}
@@ -288,6 +299,16 @@ EXPERIMENTS = {
 }
 
 
+RESULTS = ROOT / "experiments" / "results"
+# table -> the results it is made from (not offrl report's), the function making it
+RESULT_FILES = {
+    # offrl datasets analyze on each generated family (experiments/results/dataset_analysis/<family>/)
+    "dataset_quality": (RESULTS / "dataset_analysis", quality_table),
+    # offrl diffusion dynamics (experiments/pgd_dynamics.sh)
+    "pgd_dynamics": (RESULTS / "pgd_dynamics_hopper_medium" / "dynamics.json", dynamics_table),
+}
+
+
 def replace_table(text: str, table: str) -> tuple[str, bool]:
     """``text`` with the Markdown table whose header line equals ``table``'s first line replaced (indented as
     the old one, e.g. inside a list item)."""
@@ -345,19 +366,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", default="2000", help="bootstrap replications for offrl report")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--write-readme", action="store_true", help="replace the tables in README.md")
-    parser.add_argument("--only", nargs="+", choices=sorted([*EXPERIMENTS, "dataset_quality"]),
-                        help="only these experiments (dataset_quality: the table of the datasets' analyses)")
+    parser.add_argument("--only", nargs="+", choices=sorted([*EXPERIMENTS, *RESULT_FILES]),
+                        help="only these experiments (dataset_quality and pgd_dynamics: tables from result files)")
     args = parser.parse_args(argv)
     if args.archive:
         print(f"make_readme_tables: {archive(args.runs, args.records)} runs' records copied from {args.runs} "
               f"to {args.records}")
-    analyses = ROOT / "experiments" / "results" / "dataset_analysis"
-    tq = task_quality(analyses)
+    tq = task_quality(RESULTS / "dataset_analysis")
     made, missing = 0, []
     readme = args.readme.read_text() if args.write_readme else ""
-    if not args.only or "dataset_quality" in args.only:
-        text = quality_table(analyses)
-        print(f"\n## dataset_quality (from {analyses})\n\n{text}\n")
+    for name, (source, table) in RESULT_FILES.items():  # tables of recorded results rather than of runs
+        if args.only and name not in args.only:
+            continue
+        text = table(source)
+        print(f"\n## {name} (from {source})\n\n{text}\n")
         readme, _ = replace_table(readme, text)
         made += 1
     for name, (subdirs, options, table) in EXPERIMENTS.items():

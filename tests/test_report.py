@@ -415,6 +415,14 @@ def test_quality_table_from_the_family_analyses(tmp_path):
     assert lines[-1] == "| expert | " + " | ".join(["0.990 | 0.250"] * 3) + " |"
 
 
+def test_dynamics_table_from_its_json(tmp_path):
+    tables = _make_readme_tables()
+    path = tmp_path / "dynamics.json"
+    path.write_text(json.dumps({"rows": [{"guidance_coef": 0.3, "agent_log_prob": 1.257, "next_obs_mse": 0.06508,
+                                          "next_obs_mse_relative": 0.0295, "reward_abs_error": 0.2}]}))
+    assert tables.dynamics_table(path).split("\n")[2:] == ["| 0.3 | 1.26 | 0.0651 | 0.029 | 0.200 |"]
+
+
 def test_synthetic_table_takes_pre_records_cells_the_records_lack():
     tables = _make_readme_tables()
     report = {"groups": [
