@@ -1,6 +1,7 @@
 """The default dataset: generated deterministically, with measured reference returns."""
 
 import numpy as np
+import pytest
 
 from offrl.data.d4rl import read_d4rl_hdf5
 from offrl.data.recipes import RECIPES
@@ -29,3 +30,54 @@ def test_rollout_rows_are_consistent(tmp_path):
     within = ~data.episode_ends[:-1]
     np.testing.assert_array_equal(data.next_observations[:-1][within], data.observations[1:][within])
     assert np.abs(data.actions).max() <= 1.0
+
+
+def test_a_second_builder_waits_for_the_first_and_reads_its_file(tmp_path):
+    """Two jobs of a sweep finding a dataset missing: the one that does not hold the build lock waits, then
+    reads the file the other built, instead of building it again into the same file."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from offrl.data.recipes import build_lock, cached_path
+
+    env = {**os.environ, "OFFRL_DATA_DIR": str(tmp_path)}
+    os.environ["OFFRL_DATA_DIR"], before = str(tmp_path), os.environ["OFFRL_DATA_DIR"]
+    try:
+        path = cached_path("idp-mixed", 300)
+        with build_lock(path):
+            second = subprocess.Popen(
+                [sys.executable, "-c", "from offrl.data.recipes import ensure_recipe_dataset as e; "
+                                       "print(e('idp-mixed', 300))"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            deadline = time.time() + 60
+            while time.time() < deadline and not any((tmp_path / ".locks").iterdir()):
+                time.sleep(0.1)
+            time.sleep(3)  # the second process reaches the lock (and waits) while this one builds
+            built = RECIPES["idp-mixed"].build(path, 300)  # what ensure_recipe_dataset does under the lock
+            stamp = built.stat().st_mtime_ns
+        out, _ = second.communicate(timeout=120)
+    finally:
+        os.environ["OFFRL_DATA_DIR"] = before
+    assert second.returncode == 0, out
+    assert "waiting for another process that is building idp-mixed-300.hdf5" in out and "building dataset" not in out
+    assert out.strip().endswith(str(built)) and built.stat().st_mtime_ns == stamp  # read, not rebuilt
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_damaged_dataset_file_is_one_line(tmp_path):
+    from offrl.data.d4rl import write_d4rl_hdf5
+    from offrl.errors import DatasetError
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    path = write_d4rl_hdf5(tmp_path / "d.hdf5", {
+        "observations": rng.normal(size=(n, 8)).astype(np.float32), "actions": rng.normal(size=(n, 2)).astype(
+            np.float32), "rewards": rng.normal(size=n).astype(np.float32), "terminals": np.zeros(n, bool)})
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 3
+    data[middle:middle + 4096] = bytes(4096)  # zeros over compressed chunks
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=r"d\.hdf5: the file is damaged, its arrays cannot be read"):
+        read_d4rl_hdf5(path)

@@ -48,8 +48,12 @@ def read_d4rl_hdf5(path: str | os.PathLike, name: str | None = None) -> OfflineD
                 f"{path}: missing key(s) {missing}; a D4RL file needs {list(REQUIRED_KEYS)} "
                 f"(found {sorted(handle.keys())})"
             )
-        raw = {key: _read(handle, key, path) for key in (*REQUIRED_KEYS, "timeouts", "next_observations")}
-        metadata = _read_metadata(handle)
+        try:
+            raw = {key: _read(handle, key, path) for key in (*REQUIRED_KEYS, "timeouts", "next_observations")}
+            metadata = _read_metadata(handle)
+        except OSError as err:  # a damaged chunk (a write cut short, a copy gone wrong): h5py's own message
+            raise DatasetError(f"{path}: the file is damaged, its arrays cannot be read ({err}); a dataset offrl "
+                               "built is rebuilt by offrl datasets build <name> --force") from None
     return _to_transitions(raw, path, name or path.stem, metadata)
 
 
@@ -171,7 +175,7 @@ def write_d4rl_hdf5(
     observations, actions, rewards, terminals, timeouts and optionally next_observations."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a writer's own: never truncated under another
     with h5py.File(tmp, "w") as handle:
         for key, value in arrays.items():
             handle.create_dataset(key, data=value, compression="gzip", compression_opts=1)

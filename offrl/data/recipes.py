@@ -9,8 +9,10 @@ random actions (100 episodes) and the noiseless controller (10 episodes), measur
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -163,6 +165,23 @@ def built_sizes(name: str) -> dict[int | None, Path]:
     return out
 
 
+@contextlib.contextmanager
+def build_lock(path: Path, log: Callable[[str], None] = print) -> Iterator[None]:
+    """One builder per dataset file: an exclusive flock on ``<cache>/.locks/<file>.lock``, held while ``path`` is
+    built. Two jobs of a sweep that both find the dataset missing (``hydra/launcher=local``, two lanes of an
+    experiment script) would otherwise generate it twice and write the same file; the second waits, then reads the
+    first one's file."""
+    locks = path.parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{path.name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"offrl: waiting for another process that is building {path.name}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str], None] = print,
                           **build_options) -> Path:
     """Path of the cached dataset ``name`` (a recipe or a generated D4RL-protocol name), building it
@@ -187,10 +206,13 @@ def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str
     path = cached_path(name, size)
     if path.exists():
         return path
-    log(f"offrl: building dataset '{name}' into {path} (first use)")
-    if ogbench:
-        options = {key: value for key, value in build_options.items() if key == "workers"}
-        return RECIPES[name].build(path, size, log=log, **options)
-    if name in RECIPES:
-        return RECIPES[name].build(path, size)
-    return build_generated(name, path, size, log=log, **build_options)
+    with build_lock(path, log):
+        if path.exists():  # built by another process while this one waited
+            return path
+        log(f"offrl: building dataset '{name}' into {path} (first use)")
+        if ogbench:
+            options = {key: value for key, value in build_options.items() if key == "workers"}
+            return RECIPES[name].build(path, size, log=log, **options)
+        if name in RECIPES:
+            return RECIPES[name].build(path, size)
+        return build_generated(name, path, size, log=log, **build_options)
