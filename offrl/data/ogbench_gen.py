@@ -65,8 +65,14 @@ SEED = 0
 
 
 def ensure_registered() -> None:
-    """Register OGBench's gymnasium ids (``import ogbench`` does it)."""
+    """Register OGBench's gymnasium ids (``import ogbench`` does it). OGBench's manipulation envs build their
+    float32 action Box from float64 bounds each time it is read, and gymnasium warns on every read: silenced."""
+    import warnings
+
     import ogbench  # noqa: F401
+
+    warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered by casting to float32",
+                            category=UserWarning)
 
 
 def split_name(name: str) -> tuple[str, str, int | None]:
