@@ -92,8 +92,10 @@ def main() -> None:
     for ax, (name, seeds) in zip(axes, runs.items()):
         first = seeds[0]
         ax.plot(grid, reward * 2.5, color="gray", lw=1, label="reward (scaled)")
-        ax.hist(first["samples"], bins=80, range=(-1, 1), density=True, alpha=0.6, color="tab:orange")
+        ax.hist(first["samples"], bins=80, range=(-1, 1), density=True, alpha=0.7, color="#E69F00",
+                label="policy's sampled actions")
         ax.set(title=f"{name} (seed {first['seed']}), return {first['eval_return']:.2f}", xlabel="sampled action")
+    axes[0].set_ylabel("density")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Two equally good actions, {args.steps} env steps")
     fig.tight_layout()
