@@ -633,7 +633,8 @@ def write_report(report: dict[str, Any], out: Path, command: str = "") -> dict[s
     except OSError as err:
         raise OffrlError(f"--out {out}: cannot create the directory ({err.strerror or err})") from None
     colours = {a: PALETTE[i % len(PALETTE)] for i, a in enumerate(report["agents"])}
-    markers = {a: MARKERS[i % len(MARKERS)] for i, a in enumerate(report["agents"])}
+    # past len(PALETTE) agents the colours repeat: shift the markers so that no two agents share both
+    markers = {a: MARKERS[(i + i // len(PALETTE)) % len(MARKERS)] for i, a in enumerate(report["agents"])}
     figures: dict[str, Path] = {}
     plots = [("learning_curves", plot_learning_curves), ("scores_by_dataset", plot_scores_by_dataset),
              ("aggregate_metrics", plot_aggregates), ("performance_profile", plot_performance_profile),
@@ -691,6 +692,9 @@ def markdown(report: dict[str, Any]) -> str:
               f"scores its final evaluation (for a run in progress, its latest). Intervals: {pct}% stratified "
               f"bootstrap (rliable, percentile method, {report['reps']} replications, seed "
               f"{report['bootstrap_seed']}).", ""]
+    if report.get("by"):
+        lines += [f"Agents are split by `{report['by']}`: a label `agent[v]` is the agent's runs with that value "
+                  "(`?` where a run's config lacks the key).", ""]
     notes = report["notes"]
     if notes:
         lines += ["Notes:", ""] + [f"- {n}" for n in notes] + [""]
@@ -874,6 +878,8 @@ def plot_learning_curves(report: dict[str, Any], path: Path, colours: dict, mark
         return False
     cols = min(3, len(datasets))
     figure = _figure(4.6 * cols, 3.4 * math.ceil(len(datasets) / cols) + 0.5)
+    legend_rows = math.ceil(len(report["agents"]) / _legend_columns(figure, report["agents"]))
+    figure.set_figheight(figure.get_figheight() + 0.25 * (legend_rows - 1))  # the legend above takes its own room
     single = False
     for index, (ax, d) in enumerate(zip(_grid(figure, len(datasets)), datasets)):
         running = 0
@@ -911,6 +917,8 @@ def plot_learning_curves(report: dict[str, Any], path: Path, colours: dict, mark
     title = f"mean over seeds, shaded: {int(100 * report['confidence'])}% bootstrap interval"
     if single:
         title += " (a bar at a lone evaluation)"
+    if report.get("by"):
+        title += f"; agent[{report['by']}]"  # what the bracketed labels of --by hold
     figure.legend(handles=handles, loc="outside upper center", ncols=_legend_columns(figure, report["agents"]),
                   frameon=False, title=title)
     _save(figure, path)

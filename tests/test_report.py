@@ -187,6 +187,17 @@ def test_figures_and_markdown(made):
         assert f"({name}.png)" in text
 
 
+def test_by_splits_agents_by_a_config_key(runs, tmp_path):
+    out = tmp_path / "by"
+    assert rep.main([str(runs / "a"), str(runs / "b"), "--by", "trainer.steps", "--agents", "bc[30],td3bc[20]",
+                     "--out", str(out), "--reps", REPS]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["by"] == "trainer.steps" and report["agents"] == ["bc[30]", "td3bc[20]"]
+    groups = {(g["agent"], g["dataset"]): g["seeds"] for g in report["groups"]}
+    assert groups == {("bc[30]", "idp-mixed"): [0, 1, 2], ("td3bc[20]", "idp-mixed-3000"): [0, 1]}
+    assert "split by `trainer.steps`: a label `agent[v]`" in (out / "report.md").read_text()
+
+
 def test_runs_evaluated_once_get_no_learning_curve_figure(made, tmp_path):
     """A curve of one point per agent says nothing a table does not: no figure, and report.md says why."""
     _, report = made
