@@ -88,9 +88,9 @@ def cpu_copy(agent: nn.Module) -> nn.Module:
     if all(t.device.type == "cpu" for t in agent.state_dict().values() if isinstance(t, Tensor)):
         return agent
     with torch.random.fork_rng(devices=[]):
-        copy = make_agent(agent.cfg, agent.obs_dim, agent.act_dim, "cpu")
-    copy.load_state_dict({k: v.cpu() if isinstance(v, Tensor) else v for k, v in agent.state_dict().items()})
-    return copy.eval()
+        twin = make_agent(agent.cfg, agent.obs_dim, agent.act_dim, "cpu")
+    twin.load_state_dict({k: v.cpu() if isinstance(v, Tensor) else v for k, v in agent.state_dict().items()})
+    return twin.eval()
 
 
 def build(agent: nn.Module, normalizer: nn.Module, env_id: str,
@@ -192,9 +192,9 @@ def verify(module: ExportedPolicy, agent: nn.Module, normalizer: nn.Module, out:
     if run_exported is None:
         return {"checked": False, "reason": "onnxruntime is not installed"}
     obs = sample_observations(normalizer, 65, seed=1)
-    device = normalizer.mean.device
+    device = next(agent.parameters()).device
     with torch.no_grad():
-        agent_actions = agent.act(normalizer(obs.to(device)), deterministic=True).cpu()
+        agent_actions = agent.act(copy.deepcopy(normalizer).to(device)(obs.to(device)), deterministic=True).cpu()
         expected = agent_actions if not module.rescale else module.low + (agent_actions + 1.0) * module.half_range
     name = agent.cfg.name
     worst = 0.0
@@ -244,19 +244,24 @@ def export_policy(agent: nn.Module, normalizer: nn.Module, env_id: str, out: str
         raise OffrlError(f"--out={out}: cannot write there: the directory {parent} does not exist")
     if out.is_dir():
         raise OffrlError(f"--out={out}: is a directory; expected a file name")
-    module, record = build(agent, normalizer, env_id, env_kwargs)
-    record.update(provenance or {})
-    record["format"] = fmt
-    example = sample_observations(normalizer, 4, seed=0)
+    training = agent.training
+    agent.eval()  # the policy as it acts (dropout off), exported and checked; the agent's mode is restored after
     try:
-        if fmt == "torchscript":
-            export_torchscript(module, example, out, record)
-        else:
-            export_onnx(module, example, out, record)
-    except OSError as err:
-        raise OffrlError(f"--out={out}: cannot write the export ({err.strerror or err})") from None
-    record["file"] = str(out)
-    record["verification"] = verify(module, agent, normalizer, out, fmt)
+        module, record = build(agent, normalizer, env_id, env_kwargs)
+        record.update(provenance or {})
+        record["format"] = fmt
+        example = sample_observations(normalizer, 4, seed=0)
+        try:
+            if fmt == "torchscript":
+                export_torchscript(module, example, out, record)
+            else:
+                export_onnx(module, example, out, record)
+        except OSError as err:
+            raise OffrlError(f"--out={out}: cannot write the export ({err.strerror or err})") from None
+        record["file"] = str(out)
+        record["verification"] = verify(module, agent, normalizer, out, fmt)
+    finally:
+        agent.train(training)
     try:
         sidecar.write_text(json.dumps(record, indent=2, allow_nan=False))
     except OSError as err:

@@ -142,7 +142,7 @@ def test_export_policy_from_python(tmp_path):
     normalizer = ObsNormalizer.fit(np.random.default_rng(0).normal(2.0, 3.0, (100, 3)).astype(np.float32))
     state = torch.get_rng_state()
     record = export_policy(agent, normalizer, "Pendulum-v1", tmp_path / "p.pt", provenance={"note": "mine"})
-    assert torch.equal(state, torch.get_rng_state())
+    assert torch.equal(state, torch.get_rng_state()) and agent.training  # the agent is left as it was
     assert record["agent"] == "td3bc" and record["note"] == "mine" and record["verification"]["max_abs_diff"] <= ATOL
     obs = np.random.default_rng(1).normal(2.0, 3.0, (7, 3)).astype(np.float32)
     with torch.no_grad():
