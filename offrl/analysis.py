@@ -287,7 +287,8 @@ def _plot_dataset(result: dict[str, Any], data: OfflineData, out_dir: Path, stem
         if score is not None:
             axes.axvline(score, color=color, linestyle="--", label=f"{label} reference {score:.1f}")
     if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize="small")
+        axes.set_ylim(top=axes.get_ylim()[1] * 1.3)  # headroom: the legend sits above the bars, not on them
+        axes.legend(fontsize="small", loc="upper center", ncols=2)
     axes.set(title=f"{name}: episode returns", xlabel="undiscounted return", ylabel="episodes")
     _save(figure, out_dir / files["returns"])
 
