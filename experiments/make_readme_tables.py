@@ -13,8 +13,9 @@ the scripts named beside them), this runs ``offrl report`` on them (report.md, r
 ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme`` it also
 replaces that table in README.md, found by its header line (the text around it is left alone). Experiments without
 records are listed and skipped. A table being re-run takes the cells its records lack from the older summary in
-PRE_RECORDS (runs made before records were kept, now gone: the robotics table's cube-single PRDC/A2PR/O-DICE cells
-and the policy-guided-diffusion table's hopper-medium rows), marked with a dagger.
+PRE_RECORDS (runs made before records were kept, now gone: the policy-guided-diffusion table's hopper-medium rows),
+marked with a dagger. (The offline table, the O-DICE ablation and the robotics table, re-run with records on
+2026-12-03 to 2026-12-05, no longer need theirs; their older summaries stay in experiments/results/ as history.)
 
 The TQ column of the offline table comes from the ``analysis.json`` files under
 ``experiments/results/dataset_analysis/`` (``offrl datasets analyze``): each row shows the TQ of the build its runs
@@ -37,8 +38,7 @@ NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice":
 FAMILIES = ("hopper", "halfcheetah", "walker2d")
 # experiment -> the summary of its runs made before records were kept (their runs are gone): rows of agent,
 # dataset, mean, std (and n); they fill, marked with a dagger, the cells the records do not have yet
-PRE_RECORDS = {"robotics": ROOT / "experiments" / "results" / "robotics_pre_records.json",  # 2026-12-02
-               "pgd": ROOT / "experiments" / "results" / "pgd_pre_records.json"}  # 2026-12-02, hopper-medium
+PRE_RECORDS = {"pgd": ROOT / "experiments" / "results" / "pgd_pre_records.json"}  # 2026-12-02, hopper-medium
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
 
