@@ -12,10 +12,10 @@ come from them). For each experiment below whose records exist (the sweeps of ``
 the scripts named beside them), this runs ``offrl report`` on them (report.md, report.json and figures into
 ``<out>/<experiment>/``) and prints the README's table built from report.json. With ``--write-readme`` it also
 replaces that table in README.md, found by its header line (the text around it is left alone). Experiments without
-records are listed and skipped. A table being re-run takes the cells its records lack from the older summary in
-PRE_RECORDS (runs made before records were kept, now gone: the policy-guided-diffusion table's hopper-medium rows),
-marked with a dagger. (The offline table, the O-DICE ablation and the robotics table, re-run with records on
-2026-12-03 to 2026-12-05, no longer need theirs; their older summaries stay in experiments/results/ as history.)
+records are listed and skipped. A table being re-run takes the cells its records lack from an older summary named
+in PRE_RECORDS (runs made before records were kept), marked with a dagger. Every table has been re-run with
+records by 2026-12-05, so none is named now; the older summaries stay in experiments/results/ as history
+(offline_table, odice_ablation, robotics_pre_records, pgd_pre_records).
 
 The TQ column of the offline table comes from the ``analysis.json`` files under
 ``experiments/results/dataset_analysis/`` (``offrl datasets analyze``): each row shows the TQ of the build its runs
@@ -38,7 +38,7 @@ NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice":
 FAMILIES = ("hopper", "halfcheetah", "walker2d")
 # experiment -> the summary of its runs made before records were kept (their runs are gone): rows of agent,
 # dataset, mean, std (and n); they fill, marked with a dagger, the cells the records do not have yet
-PRE_RECORDS = {"pgd": ROOT / "experiments" / "results" / "pgd_pre_records.json"}  # 2026-12-02, hopper-medium
+PRE_RECORDS: dict[str, Path] = {}  # none left: every table's cells were re-run with records by 2026-12-05
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
 
@@ -280,7 +280,6 @@ EXPERIMENTS = {
     "long_hopper_mr": (["long_hopper_mr"], ["--metric", "normalized_score"], None),
     # the robotics runs (commands in experiments/robotics.sh; the cube rows also by experiments/cube_tasks.sh)
     "robotics": (["gc_pointmaze", "cube_single", "cube_double"], ["--metric", "success_rate"], success_table),
-    "iql_check": (["iql_check"], ["--metric", "normalized_score"], None),
     # IQL with OGBench's single-task settings on cube-single-play-task1, 20k updates (experiments/cube_long.sh)
     "cube_long": (["cube_long"], ["--metric", "success_rate"], None),
     # the same task for 100k updates, offrl's defaults: IQL x 3 seeds, BC and TD3+BC seed 0
