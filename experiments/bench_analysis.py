@@ -1,4 +1,4 @@
-"""Seconds for ``offrl.analysis.analyze`` on a synthetic 1M-transition D4RL-layout dataset.
+"""Seconds for ``offrl.tools.analysis.analyze`` on a synthetic 1M-transition D4RL-layout dataset.
 
     python experiments/bench_analysis.py [--transitions 1000000] [--repeats 3] [--note TEXT]
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from offrl.analysis import analyze
 from offrl.data.arrays import DatasetInfo, OfflineData
+from offrl.tools.analysis import analyze
 
 HERE = Path(__file__).resolve().parent
 OBS_DIM, ACT_DIM, EPISODE_LENGTH = 17, 6, 1000

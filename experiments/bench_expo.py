@@ -4,7 +4,7 @@ same UTD, same data, one process, one after the other.
     python experiments/bench_expo.py [--dataset hopper-medium] [--steps 20] [--paper-steps 3] [--warmup 300]
                                      [--threads 1] [--device cpu|cuda] [--configs cpu,paper]
 
-Each run is ``offrl.run.train`` with trainer mode offline_to_online (no pre-training, offline fraction
+Each run is ``offrl.training.run.train`` with trainer mode offline_to_online (no pre-training, offline fraction
 0.5, batch 256): ``--warmup`` uniform-random env steps (untimed, they only fill the replay), then
 ``--steps`` timed env steps, each one update = ``utd`` critic minibatches + one policy step (the
 trainer's ``env_steps_per_s``: env step + acting + update; ``updates_per_s``: UTD updates, i.e.
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from offrl.run import train
+from offrl.training.run import train
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE.parent / "conf"

@@ -19,7 +19,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from offrl.data.recipes import cached_path, ensure_recipe_dataset
+from offrl.generation.recipes import cached_path, ensure_recipe_dataset
 
 HERE = Path(__file__).resolve().parent
 

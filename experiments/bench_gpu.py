@@ -1,6 +1,6 @@
 """The GPU speed check (issue 16), one prepared script: single-seed TD3+BC and SAC updates/s eager vs
 torch.compile vs torch.compile with CUDA graphs (mode="reduce-overhead"), batch 256, Hopper shapes (17, 6),
-data already on the GPU; then K = 1, 8, 32, 128 seeds of TD3+BC in one process (offrl.seeds.stack_agents,
+data already on the GPU; then K = 1, 8, 32, 128 seeds of TD3+BC in one process (offrl.training.seeds.stack_agents,
 compiled), aggregate seed-updates/s. Also runs on CPU (--device cpu) for a dry run of the script itself.
 
     python experiments/bench_gpu.py [--device cuda] [--steps 2000] [--agents td3bc sac] [--ks 1 8 32 128]
@@ -57,7 +57,7 @@ def updates_per_s(name: str, mode: dict | None, device: str, steps: int) -> floa
 
 
 def seeds_per_s(k: int, device: str, steps: int) -> float:
-    from offrl.seeds import SeedBatches, stack_agents
+    from offrl.training.seeds import SeedBatches, stack_agents
 
     data = synthetic_store(device)
     agents = []

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from bench_td3bc import bench_offrl
 
-from offrl.data.recipes import ensure_recipe_dataset
+from offrl.generation.recipes import ensure_recipe_dataset
 
 HERE = Path(__file__).resolve().parent
 

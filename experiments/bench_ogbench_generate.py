@@ -1,4 +1,4 @@
-"""Throughput of OGBench-protocol dataset generation (offrl/data/ogbench_gen.py).
+"""Throughput of OGBench-protocol dataset generation (offrl/generation/ogbench_gen.py).
 
 For each family x kind, collect ``--size`` transitions with ``--workers`` worker processes (the
 collection only, including process start-up; no file writing), report transitions/s and the time a
@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from offrl.data import ogbench_gen
-from offrl.run import cpu_model
+from offrl.core.runtime import cpu_model
+from offrl.generation import ogbench_gen
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -62,7 +62,7 @@ def bench_sbx(python: str, env_id: str, steps: int, warmup: int, seed: int, thre
 
 
 def bench_offrl(env_id: str, steps: int, warmup: int, seed: int, device: str, compile_: bool) -> dict:
-    from offrl.run import train
+    from offrl.training.run import train
 
     cfg = {"seed": seed, "device": device, "compile": compile_, "env": env_id, "agent": {"name": "sac"},
            "trainer": {"mode": "online", "steps": steps, "warmup_steps": warmup, "eval_every": 10**9,

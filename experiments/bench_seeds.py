@@ -1,4 +1,4 @@
-"""K seeds in one process (offrl.seeds.stack_agents) vs K seeds as separate processes: aggregate updates/s.
+"""K seeds in one process (offrl.training.seeds.stack_agents) vs K seeds as separate processes: aggregate updates/s.
 
     python experiments/bench_seeds.py [--agent td3bc] [--ks 1 5 10] [--steps 300] [--threads 2] [--compile]
 
@@ -42,7 +42,7 @@ def store():
 def updates_per_s(agent_name: str, k: int, steps: int, threads: int, compile_: bool) -> float:
     """Aggregate seed-updates/s of K seeds in this process (k = 1: one plain agent)."""
     from offrl.agents import make_agent
-    from offrl.seeds import SeedBatches, stack_agents
+    from offrl.training.seeds import SeedBatches, stack_agents
 
     torch.set_num_threads(threads)
     data = store()
@@ -72,7 +72,7 @@ def profile_stacked(agent_name: str, k: int) -> dict[str, float]:
     from bench_roofline import profile
 
     from offrl.agents import make_agent
-    from offrl.seeds import SeedBatches, stack_agents
+    from offrl.training.seeds import SeedBatches, stack_agents
 
     torch.set_num_threads(1)
     data = store()

@@ -23,8 +23,8 @@ import torch
 
 from offrl.agents import make_agent
 from offrl.data.d4rl import read_d4rl_hdf5
-from offrl.data.recipes import ensure_recipe_dataset
 from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.generation.recipes import ensure_recipe_dataset
 
 HERE = Path(__file__).resolve().parent
 

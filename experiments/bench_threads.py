@@ -27,7 +27,7 @@ WORKER = r"""
 import sys, time, torch
 from offrl.agents import make_agent
 from offrl.data.store import TransitionStore
-from offrl.run import choose_threads
+from offrl.core.runtime import choose_threads
 mode, seconds = sys.argv[1], float(sys.argv[2])
 if mode == "auto":
     torch.set_num_threads(choose_threads(None, log=lambda s: None))
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--loads", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
-    from offrl.run import free_cores
+    from offrl.core.runtime import free_cores
 
     rows = []
     idle_before = free_cores(1.0)  # other work on the machine, outside this benchmark's control

@@ -26,7 +26,7 @@ def weights_of(run_dir: Path, which: str) -> dict:
 
     from offrl.data.sources import DatasetConfig, load_dataset
     from offrl.data.store import TransitionStore
-    from offrl.evaluation import load_policy
+    from offrl.tools.evaluation import load_policy
 
     policy = load_policy(run_dir, which)
     agent, cfg = policy.agent, policy.config

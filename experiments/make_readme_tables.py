@@ -32,6 +32,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from offrl.cli import report as offrl_report
+
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice": "O-DICE", "iql": "IQL",
          "sac": "SAC", "pmoe": "PMOE"}
@@ -354,8 +356,6 @@ def archive(runs: Path, records: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from offrl import report as offrl_report
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=ROOT / "experiments" / "runs", help="run directories")
     parser.add_argument("--records", type=Path, default=ROOT / "experiments" / "records",

@@ -1,6 +1,6 @@
 #!/bin/bash
 # GCBC and GCIQL on OGBench's pointmaze-medium-navigate, on OGBench's protocol: its data recipe
-# (offrl/data/ogbench_maze.py) and its five evaluation tasks (10 episodes each here, OGBench 50), unnormalised
+# (offrl/generation/ogbench_maze.py) and its five evaluation tasks (10 episodes each here, OGBench 50), unnormalised
 # observations, OGBench's network and batch (MLP 512x512x512, batch 1024, lr 3e-4), seeds 0-2, one 1-thread job
 # per call (2-core CPU: two calls side by side at most).
 #   bc:    GCBC, goals uniform over the episode's future, STEPS updates (default 20000: 2% of OGBench's 1M;

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from offrl.run import train
+from offrl.training.run import train
 
 HERE = Path(__file__).resolve().parent
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from bench_td3bc import HERE, bench_d3rlpy
 
-from offrl.data.generate import FAMILIES, split_name
-from offrl.data.recipes import ensure_recipe_dataset
+from offrl.generation.generate import FAMILIES, split_name
+from offrl.generation.recipes import ensure_recipe_dataset
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from offrl.report import MARKERS, PALETTE
+from offrl.tools.report import MARKERS, PALETTE
 
 AGENTS = ["bc", "td3bc", "prdc", "a2pr", "odice"]
 QUALITIES = ["random", "medium", "medium-replay", "medium-expert", "expert"]

@@ -2,29 +2,67 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import pickle
 import sys
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
-from offrl.data.spec import FlattenBySpec, GoalFromReset, ObservationSpec
-from offrl.errors import ConfigError
+from offrl.core.errors import ConfigError
+from offrl.core.spec import ObservationSpec
+
+
+# ---------------------------------------------------------------------- observation wrappers
+class FlattenBySpec(gym.ObservationWrapper):
+    """A dict-observation env as a Box env, flattened in ``spec`` order (the layout the data uses)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.obs_spec = ObservationSpec.from_space(env.observation_space)
+        subspaces = env.observation_space.spaces.values()
+        low = np.concatenate([np.broadcast_to(s.low, s.shape).ravel() for s in subspaces])
+        high = np.concatenate([np.broadcast_to(s.high, s.shape).ravel() for s in subspaces])
+        self.observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+
+    def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        return self.obs_spec.flatten({k: np.asarray(v)[None] for k, v in observation.items()})[0]
+
+
+class GoalFromReset(gym.Wrapper):
+    """An env that hands its goal over in ``reset``'s info (OGBench's goal-conditioned tasks) as a dict
+    observation {desired_goal, observation}. The evaluation task is picked from the reset seed,
+    ``task_id = seed % num_tasks + 1``, so seeded evaluation episodes cycle through every task."""
+
+    def __init__(self, env: gym.Env, num_tasks: int = 5) -> None:
+        super().__init__(env)
+        self.num_tasks, self.goal = num_tasks, None
+        self.observation_space = gym.spaces.Dict({"observation": env.observation_space,
+                                                  "desired_goal": env.observation_space})
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        options = dict(options or {})
+        options.setdefault("task_id", (seed or 0) % self.num_tasks + 1)
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.goal = np.asarray(info["goal"])
+        return {"observation": obs, "desired_goal": self.goal.copy()}, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return {"observation": obs, "desired_goal": self.goal.copy()}, reward, terminated, truncated, info
 
 
 def register_extra_envs() -> None:
     """Register the env packages offrl knows beyond gymnasium's own (gymnasium-robotics: PointMaze,
     AntMaze, ...; OGBench: manipulation and mazes), where installed. Imported on first need: they are
     slow to import and print notices."""
-    import contextlib
-    import io
-    import warnings
 
     for name in ("gymnasium_robotics", "ogbench"):
         try:
@@ -37,14 +75,19 @@ def register_extra_envs() -> None:
         except ImportError:
             continue
     if "ogbench" in sys.modules and GOAL_ENV_PREFIX + "cube-single-v0" not in gym.registry:
-        from offrl.data.ogbench_gen import FAMILIES
-        from offrl.data.ogbench_maze import maze_env_ids
-
-        for env_id in [*FAMILIES.values(), *maze_env_ids()]:  # OGBench goal-conditioned tasks, goal in the obs
+        for env_id in ogbench_goal_env_ids():  # OGBench goal-conditioned tasks, goal in the obs
             gym.register(GOAL_ENV_PREFIX + env_id, entry_point=_goal_env, kwargs={"env_id": env_id})
 
 
 GOAL_ENV_PREFIX = "offrl/goal-"
+# OGBench's goal-conditioned environments offrl trains on (dataset generation builds its datasets from them)
+OGBENCH_MANIPULATION = {"cube-single": "cube-single-v0", "cube-double": "cube-double-v0", "scene": "scene-v0",
+                        "puzzle-3x3": "puzzle-3x3-v0"}
+OGBENCH_MAZES = ("medium", "large", "giant", "teleport")
+
+
+def ogbench_goal_env_ids() -> list[str]:
+    return [*OGBENCH_MANIPULATION.values(), *(f"pointmaze-{maze}-v0" for maze in OGBENCH_MAZES)]
 
 
 def _goal_env(env_id: str, **kwargs) -> gym.Env:
@@ -178,11 +221,17 @@ def set_vec_env_state(envs: gym.vector.SyncVectorEnv, state: dict[str, Any]) -> 
         for layer, attributes in zip(_layers(env), saved["layers"]):
             _set_attributes(layer, attributes)
         if saved["mjdata"] is not None:
+            import mujoco  # deferred: see _env_state
+
             base = env.unwrapped
             mujoco.mj_copyData(base.data, base.model, pickle.loads(zlib.decompress(saved["mjdata"])))
 
 
 def _env_state(env: gym.Env) -> dict[str, Any]:
+    # mujoco is imported where used: it fixes its OpenGL backend from $MUJOCO_GL when first imported, which
+    # offrl eval --video chooses before that (offrl.tools.evaluation.import_mujoco)
+    import mujoco
+
     data = getattr(env.unwrapped, "data", None)
     mjdata = zlib.compress(pickle.dumps(data), 1) if isinstance(data, mujoco.MjData) else None
     return {"layers": [_attributes(layer) for layer in _layers(env)], "mjdata": mjdata}

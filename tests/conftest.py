@@ -23,7 +23,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_default_dataset(data_dir) -> Path:
-    from offrl.data.recipes import ensure_recipe_dataset
+    from offrl.generation.recipes import ensure_recipe_dataset
 
     return ensure_recipe_dataset("idp-mixed", SMALL_SIZE)
 

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from offrl.agents import agent_config, make_agent
 from offrl.agents.td3bc import TD3BCConfig
+from offrl.core.errors import ConfigError
+from offrl.core.nets import EnsembleCritic
 from offrl.data.store import Batch
-from offrl.errors import ConfigError
-from offrl.nets import EnsembleCritic
 
 
 def _batch(n=64, obs_dim=5, act_dim=2, seed=0):
@@ -98,7 +98,7 @@ def test_td3bc_critic_target_uses_min_of_twin_targets_and_terminal_mask():
         q = agent.critic(batch.obs, batch.actions)
         expected = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
     _, target = agent.td_target(batch, torch.zeros_like(batch.actions))
-    metrics = agent.critic_step(batch, target)
+    metrics = agent.q_step(batch, target)
     torch.testing.assert_close(metrics["critic_loss"], expected)
     torch.testing.assert_close(target, y)
 

@@ -3,10 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from offrl import analysis
-from offrl.analysis import analyze, count_distinct_rows, default_reference, discretize, main, resolve
+from offrl.cli.datasets import analyze_command as main
+from offrl.core.errors import DatasetError
 from offrl.data.d4rl import read_d4rl_hdf5, write_d4rl_hdf5
-from offrl.errors import DatasetError
+from offrl.data.sources import resolve_dataset
+from offrl.tools import analysis
+from offrl.tools.analysis import analyze, count_distinct_rows, default_reference, discretize
 from tests.conftest import make_episodes
 
 
@@ -147,19 +149,18 @@ def test_reference_dims_must_match(tmp_path):
 
 
 def test_resolve_and_default_reference(monkeypatch, tmp_path):
-    assert (resolve("runs/d.hdf5").source, resolve("runs/d.hdf5").path, resolve("x.h5").name) == (
-        "hdf5", "runs/d.hdf5", "x")
-    assert (resolve("minari:offrl/hopper/medium-v0").source, resolve("minari:offrl/hopper/medium-v0").id) == (
-        "minari", "offrl/hopper/medium-v0")
-    assert (resolve("idp-mixed").source, resolve("idp-mixed").name) == ("recipe", "idp-mixed")
+    hdf5, minari = resolve_dataset("runs/d.hdf5"), resolve_dataset("minari:offrl/hopper/medium-v0")
+    assert (hdf5.source, hdf5.path, resolve_dataset("x.h5").name) == ("hdf5", "runs/d.hdf5", "x")
+    assert (minari.source, minari.id) == ("minari", "offrl/hopper/medium-v0")
+    assert (resolve_dataset("idp-mixed").source, resolve_dataset("idp-mixed").name) == ("recipe", "idp-mixed")
     assert default_reference(["a.hdf5", "idp-mixed"]) == "a.hdf5"
-    monkeypatch.setattr("offrl.data.recipes.dataset_names", lambda: ["idp-mixed"])  # no hopper policies
+    monkeypatch.setattr("offrl.tools.analysis.dataset_names", lambda: ["idp-mixed"])  # no hopper policies
     assert default_reference(["hopper-medium", "hopper-expert"]) == "hopper-medium"
-    monkeypatch.setattr("offrl.data.recipes.dataset_names", lambda: ["hopper-medium", "hopper-medium-replay"])
+    monkeypatch.setattr("offrl.tools.analysis.dataset_names", lambda: ["hopper-medium", "hopper-medium-replay"])
     # medium-replay is the default reference when given or already built (building it re-runs SAC training)
     assert default_reference(["hopper-medium", "hopper-expert"]) == "hopper-medium"
     assert default_reference(["hopper-medium", "hopper-medium-replay"]) == "hopper-medium-replay"
-    monkeypatch.setattr("offrl.data.recipes.cached_path", lambda name, size=None: tmp_path / "built.hdf5")
+    monkeypatch.setattr("offrl.tools.analysis.cached_path", lambda name, size=None: tmp_path / "built.hdf5")
     (tmp_path / "built.hdf5").touch()
     assert default_reference(["hopper-medium", "hopper-expert"]) == "hopper-medium-replay"
     assert default_reference(["hopper-medium", "walker2d-expert"]) == "hopper-medium"
@@ -168,7 +169,7 @@ def test_resolve_and_default_reference(monkeypatch, tmp_path):
 def test_goal_statistics_count_arrivals_successes_and_coverage(tmp_path):
     """Rows hold (achieved, desired): episode 0 reaches its goal at steps 2-3 (one arrival) and again after a
     new goal at step 5; episode 1 never does. Goals are counted per arrival, episodes by any arrival."""
-    from offrl.data.spec import ObservationSpec
+    from offrl.core.spec import ObservationSpec
 
     spec = ObservationSpec.from_shapes({"achieved_goal": (2,), "desired_goal": (2,)})
     far, goal_a, goal_b = [5.0, 5.0], [0.0, 0.0], [2.0, 0.0]

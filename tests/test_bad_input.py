@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from offrl.cli import main
+from offrl.core.errors import DatasetError
 from offrl.data.d4rl import read_d4rl_hdf5, write_d4rl_hdf5
 from offrl.data.minari_reader import read_minari
-from offrl.errors import DatasetError
 from tests.conftest import make_episodes
 
 minari = pytest.importorskip("minari")

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from offrl.diffusion.dynamics import dynamics_error, replay
+from offrl.core.errors import OffrlError
 from offrl.envs import make_vec_env
-from offrl.errors import OffrlError
+from offrl.tools.dynamics import dynamics_error, replay
 
 
 def _hopper_transitions(n=200, seed=0):

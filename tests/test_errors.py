@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from offrl.cli import main
+from offrl.core.errors import ConfigError, DatasetError
 from offrl.data.d4rl import read_d4rl_hdf5, write_d4rl_hdf5
 from offrl.data.sources import DatasetConfig, load_dataset
-from offrl.errors import ConfigError, DatasetError
 from tests.conftest import make_episodes
 
 

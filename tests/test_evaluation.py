@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from offrl.cli import main
-from offrl.errors import OffrlError
-from offrl.evaluation import EVAL_SEED_OFFSET, choose_gl_backend
+from offrl.core.errors import OffrlError
+from offrl.tools.evaluation import EVAL_SEED_OFFSET, choose_gl_backend
 from tests.conftest import SMALL_SIZE
 
 OFFLINE = ["agent=td3bc", "agent.hidden_dims=[32,32]", f"dataset.size={SMALL_SIZE}", "trainer.steps=20",
@@ -157,7 +157,7 @@ def test_bad_input_is_one_line_and_exit_2(offline_run, capsys, tmp_path):
 
 def test_video_of_a_dict_observation_env(tmp_path):
     """PointMaze observes a dict: the filmed episode sees the same flat layout as training."""
-    from offrl.evaluation import record_video
+    from offrl.tools.evaluation import record_video
 
     try:
         choose_gl_backend()

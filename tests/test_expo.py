@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from offrl.agents import make_agent
 from offrl.agents.expo import EXPO, SharedTimeDenoiser, cosine_lr
 from offrl.cli import main
+from offrl.core.errors import ConfigError
 from offrl.data.store import Batch
-from offrl.errors import ConfigError
 from tests.conftest import FAST, keep_gradients
 
 OBS, ACT = 5, 2

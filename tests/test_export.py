@@ -17,8 +17,8 @@ from gymnasium.wrappers.utils import rescale_box
 
 from offrl.agents import AGENTS
 from offrl.cli import main
-from offrl.evaluation import load_policy
-from offrl.export import ExportedPolicy
+from offrl.tools.evaluation import load_policy
+from offrl.tools.export import ExportedPolicy
 from tests.conftest import SMALL_SIZE
 
 ATOL = 1e-5  # measured over 2000 observations: TorchScript <= 1.2e-7 (0 before rescaling), ONNX Runtime <= 2.4e-7
@@ -133,9 +133,9 @@ def test_export_bad_input_is_one_line(tmp_path, capsys, small_default_dataset):
 def test_export_policy_from_python(tmp_path):
     """An agent trained in Python (no run directory) exports with its normaliser; a wrong env is one line."""
     from offrl.agents import make_agent
+    from offrl.core.errors import OffrlError
     from offrl.data import ObsNormalizer
-    from offrl.errors import OffrlError
-    from offrl.export import export_policy
+    from offrl.tools.export import export_policy
 
     torch.manual_seed(0)
     agent = make_agent({"name": "td3bc", "hidden_dims": [16, 16]}, 3, 1)
@@ -158,7 +158,7 @@ def test_export_policy_from_python(tmp_path):
 def test_export_policy_of_a_gpu_agent(tmp_path):
     from offrl.agents import make_agent
     from offrl.data import ObsNormalizer
-    from offrl.export import export_policy
+    from offrl.tools.export import export_policy
 
     agent = make_agent({"name": "sac", "hidden_dims": [16, 16]}, 3, 1, device="cuda")
     normalizer = ObsNormalizer(3).cuda()

@@ -8,8 +8,8 @@ import pytest
 
 from offrl.cli import main
 from offrl.data.d4rl import read_d4rl_hdf5
-from offrl.data.generate import BehaviourCard
 from offrl.data.minari_reader import read_minari
+from offrl.generation.generate import BehaviourCard
 
 SAC_RUN = ["agent=sac", "env=Hopper-v5", "agent.hidden_dims=[32,32]", "trainer.steps=600",
            "trainer.warmup_steps=100", "trainer.eval_every=200", "trainer.eval_episodes=2",

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from offrl.core.errors import DatasetError
+from offrl.core.spec import ObservationSpec
 from offrl.data.d4rl import read_d4rl_hdf5
 from offrl.data.goals import GoalRelabel, GoalRelabelConfig, wants_relabelling
-from offrl.data.pointmaze import build_pointmaze, maze_recipes
 from offrl.data.sources import DatasetConfig, load_dataset
-from offrl.data.spec import ObservationSpec
 from offrl.data.store import ObsNormalizer, TransitionStore
 from offrl.envs import make_vec_env, observation_spec
-from offrl.errors import DatasetError
+from offrl.generation.pointmaze import build_pointmaze, maze_recipes
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ class GoalInInfoEnv(__import__("gymnasium").Env):
 
 
 def test_goal_from_reset_puts_the_task_goal_in_the_observation_and_cycles_tasks():
-    from offrl.data.spec import FlattenBySpec, GoalFromReset
+    from offrl.envs import FlattenBySpec, GoalFromReset
 
     env = FlattenBySpec(GoalFromReset(GoalInInfoEnv()))
     spec = env.obs_spec

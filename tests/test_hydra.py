@@ -8,7 +8,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from offrl.cli import _register_schemas, main
+from offrl.cli import main
+from offrl.cli.train import _register_schemas
 from tests.conftest import FAST
 
 

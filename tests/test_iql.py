@@ -12,8 +12,8 @@ from torch.distributions import Normal, TanhTransform, TransformedDistribution
 from offrl.agents import AGENTS, make_agent
 from offrl.agents.iql import cosine_lr, expectile_loss
 from offrl.cli import main
+from offrl.core.errors import ConfigError
 from offrl.data.store import Batch
-from offrl.errors import ConfigError
 from tests.conftest import FAST, keep_gradients
 
 torch.set_num_threads(1)
@@ -361,7 +361,7 @@ def test_mujoco_datasets_get_the_return_range_reward_scaling(dataset, normalizat
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from offrl.cli import _register_schemas
+    from offrl.cli.train import _register_schemas
 
     _register_schemas()
     GlobalHydra.instance().clear()

@@ -106,7 +106,7 @@ def test_target_value_is_an_ema_and_eval_action_is_the_clipped_mean():
 
 
 def test_unknown_mode_is_a_config_error():
-    from offrl.errors import ConfigError
+    from offrl.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="update_mode='sideways'"):
         _agent(update_mode="sideways")

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from offrl.cli import main
-from offrl.data import ogbench_gen
+from offrl.core.errors import DatasetError
 from offrl.data.d4rl import read_d4rl_hdf5
 from offrl.data.minari_reader import read_minari
-from offrl.data.recipes import dataset_names, ensure_recipe_dataset
 from offrl.data.sources import DatasetConfig, load_dataset
-from offrl.errors import DatasetError
+from offrl.generation import ogbench_gen
+from offrl.generation.recipes import dataset_names, ensure_recipe_dataset
 
 SIZE = 1100
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from offrl.cli import main
-from offrl.data.ogbench_maze import RECIPES
 from offrl.envs import GOAL_ENV_PREFIX, register_extra_envs
+from offrl.generation.ogbench_maze import RECIPES
 
 SIZE = 2100  # two full episodes of 1000 transitions and a cut one
 

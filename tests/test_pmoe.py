@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from offrl.agents import make_agent
+from offrl.core.nets import tanh_gaussian_log_prob
+from offrl.core.policies import GaussianMixturePolicy
 from offrl.data.store import Batch
-from offrl.nets import tanh_gaussian_log_prob
-from offrl.policies import GaussianMixturePolicy
 from tests.conftest import keep_gradients
 
 

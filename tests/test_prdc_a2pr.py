@@ -6,9 +6,9 @@ import torch
 
 from offrl.agents import make_agent
 from offrl.agents.a2pr import advantage_target
+from offrl.core.neighbors import NearestNeighbors
 from offrl.data.arrays import DatasetInfo, OfflineData
 from offrl.data.store import TransitionStore
-from offrl.neighbors import NearestNeighbors
 from tests.conftest import keep_gradients
 
 
@@ -130,7 +130,7 @@ def test_tuning_configs_set_per_dataset_values():
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from offrl.cli import _register_schemas
+    from offrl.cli.train import _register_schemas
 
     _register_schemas()
     GlobalHydra.instance().clear()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from offrl.data.d4rl import read_d4rl_hdf5
-from offrl.data.recipes import RECIPES
+from offrl.generation.recipes import RECIPES
 
 
 def test_recipe_is_deterministic_and_carries_reference_returns(tmp_path):
@@ -40,7 +40,7 @@ def test_a_second_builder_waits_for_the_first_and_reads_its_file(tmp_path):
     import sys
     import time
 
-    from offrl.data.recipes import build_lock, cached_path
+    from offrl.generation.recipes import build_lock, cached_path
 
     env = {**os.environ, "OFFRL_DATA_DIR": str(tmp_path)}
     os.environ["OFFRL_DATA_DIR"], before = str(tmp_path), os.environ["OFFRL_DATA_DIR"]
@@ -48,7 +48,7 @@ def test_a_second_builder_waits_for_the_first_and_reads_its_file(tmp_path):
         path = cached_path("idp-mixed", 300)
         with build_lock(path):
             second = subprocess.Popen(
-                [sys.executable, "-c", "from offrl.data.recipes import ensure_recipe_dataset as e; "
+                [sys.executable, "-c", "from offrl.generation.recipes import ensure_recipe_dataset as e; "
                                        "print(e('idp-mixed', 300))"],
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             deadline = time.time() + 60
@@ -67,8 +67,8 @@ def test_a_second_builder_waits_for_the_first_and_reads_its_file(tmp_path):
 
 
 def test_a_damaged_dataset_file_is_one_line(tmp_path):
+    from offrl.core.errors import DatasetError
     from offrl.data.d4rl import write_d4rl_hdf5
-    from offrl.errors import DatasetError
 
     rng = np.random.default_rng(0)
     n = 20_000

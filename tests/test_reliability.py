@@ -18,13 +18,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from offrl import checkpoint
 from offrl.agents import make_agent
 from offrl.cli import main
+from offrl.core import checkpoint
+from offrl.core.errors import OffrlError
 from offrl.data.batches import Mixture
 from offrl.data.d4rl import write_d4rl_hdf5
 from offrl.data.store import Batch
-from offrl.errors import OffrlError
 from tests.conftest import FAST, make_episodes
 
 ONLINE = ["env=Pendulum-v1", "agent.hidden_dims=[32,32]", "trainer.warmup_steps=200", "trainer.eval_episodes=1",
@@ -221,8 +221,8 @@ def test_datasets_build_refuses_invalid_sizes(size, capsys):
 
 
 def test_datasets_of_another_size_are_stored_under_their_own_names():
-    from offrl.data.generate import minari_id
-    from offrl.data.recipes import cached_path
+    from offrl.generation.generate import minari_id
+    from offrl.generation.recipes import cached_path
 
     assert cached_path("hopper-medium", 5000) != cached_path("hopper-medium")
     assert minari_id("hopper", "medium", 5000) != minari_id("hopper", "medium", None)
@@ -245,7 +245,7 @@ def test_offline_to_online_batches_mix_rows_in_the_configured_share(tmp_path, sm
     """Offline rows carry reward exactly 1 (a marked dataset); Pendulum's online rewards are <= 0."""
     from offrl.data.arrays import DatasetInfo
     from offrl.data.store import ObsNormalizer, TransitionStore
-    from offrl.trainer import Trainer, TrainerConfig
+    from offrl.training.trainer import Trainer, TrainerConfig
 
     store = TransitionStore(3, 1, 500)
     rng = np.random.default_rng(0)
@@ -329,7 +329,7 @@ def test_checkpoint_load_refuses_foreign_files(tmp_path):
 def test_utd_schedule_runs_the_critic_on_each_minibatch_and_the_policy_once(tmp_path, small_default_dataset):
     """trainer.utd=4 with offline-to-online SAC: 4 critic steps per policy step, and each critic
     minibatch holds offline and online rows in the configured share (Mixture interleaving)."""
-    from offrl.trainer import utd_update
+    from offrl.training.trainer import utd_update
 
     agent = make_agent({"name": "sac", "hidden_dims": [16, 16]}, 3, 1)
     seen = []

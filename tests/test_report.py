@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offrl import checkpoint
-from offrl import report as rep
 from offrl.cli import main
+from offrl.cli import report as cli_report
+from offrl.core import checkpoint
+from offrl.tools import report as rep
+from offrl.tools.report import figures
 from tests.conftest import FAST
 
 REPS = "200"
@@ -25,7 +27,7 @@ def runs(tmp_path_factory, small_default_dataset) -> Path:
     """bc and td3bc on two datasets (idp-mixed; a 3000-transition build read as a plain hdf5 file, so
     its own name), td3bc seed 2 on idp-mixed missing, and a bc run in progress (seed 5, at step 10 of
     20: a copy of a finished run without results.json, its checkpoint cut back to its first evaluation)."""
-    from offrl.data.recipes import ensure_recipe_dataset
+    from offrl.generation.recipes import ensure_recipe_dataset
 
     other = ensure_recipe_dataset("idp-mixed", 3000)
     root = tmp_path_factory.mktemp("report")
@@ -53,7 +55,7 @@ def runs(tmp_path_factory, small_default_dataset) -> Path:
 @pytest.fixture(scope="module")
 def made(runs, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("report-out")
-    assert rep.main([str(runs), "--out", str(out), "--reps", REPS]) == 0
+    assert cli_report.main([str(runs), "--out", str(out), "--reps", REPS]) == 0
     return out, json.loads((out / "report.json").read_text())
 
 
@@ -189,8 +191,8 @@ def test_figures_and_markdown(made):
 
 def test_by_splits_agents_by_a_config_key(runs, tmp_path):
     out = tmp_path / "by"
-    assert rep.main([str(runs / "a"), str(runs / "b"), "--by", "trainer.steps", "--agents", "bc[30],td3bc[20]",
-                     "--out", str(out), "--reps", REPS]) == 0
+    assert cli_report.main([str(runs / "a"), str(runs / "b"), "--by", "trainer.steps", "--agents",
+                            "bc[30],td3bc[20]", "--out", str(out), "--reps", REPS]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["by"] == "trainer.steps" and report["agents"] == ["bc[30]", "td3bc[20]"]
     groups = {(g["agent"], g["dataset"]): g["seeds"] for g in report["groups"]}
@@ -218,18 +220,18 @@ def test_a_bounded_metric_keeps_its_axis_in_range():
 
     figure, ax = plt.subplots()
     ax.plot([5000, 10000], [0.0, 0.0])  # every evaluation failed: matplotlib alone would span -0.04 ... 0.04
-    rep._clip_to_bounds(ax, "success_rate")
+    figures._clip_to_bounds(ax, "success_rate")
     low, high = ax.get_ylim()
     assert -0.031 <= low < 0.0 and high >= low + 0.1
     ax.set_ylim(-20, 120)
-    rep._clip_to_bounds(ax, "normalized_score")  # unbounded: left alone
+    figures._clip_to_bounds(ax, "normalized_score")  # unbounded: left alone
     assert ax.get_ylim() == (-20, 120)
     plt.close(figure)
 
 
 def test_include_in_progress_counts_the_run(runs, tmp_path):
-    assert rep.main([str(runs), "--out", str(tmp_path), "--reps", REPS, "--include-in-progress",
-                     "--datasets", "idp-mixed-3000", "--agents", "bc"]) == 0
+    assert cli_report.main([str(runs), "--out", str(tmp_path), "--reps", REPS, "--include-in-progress",
+                            "--datasets", "idp-mixed-3000", "--agents", "bc"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     [group] = report["groups"]
     assert group["seeds"] == [0, 1, 5] and group["n"] == 3
@@ -259,7 +261,7 @@ def test_runs_of_older_versions_without_phase_or_global_step(runs, tmp_path):
     results["eval_history"] = [{k: v for k, v in e.items() if k not in ("phase", "global_step")}
                                for e in results["eval_history"]]
     (old / "results.json").write_text(json.dumps(results))
-    assert rep.main([str(tmp_path / "old"), "--out", str(tmp_path / "out"), "--reps", REPS]) == 0
+    assert cli_report.main([str(tmp_path / "old"), "--out", str(tmp_path / "out"), "--reps", REPS]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     [curve] = report["curves"]
     assert curve["x"] == [10, 20, 30] and curve["mean"][-1] == pytest.approx(results["normalized_score"])
@@ -282,20 +284,20 @@ def test_empty_input_garbage_results_and_bad_options_exit_2_with_one_line(tmp_pa
     bad = tmp_path / "bad" / "run"
     bad.mkdir(parents=True)
     (bad / "results.json").write_text("{not json")
-    assert rep.main([str(tmp_path / "bad"), "--out", str(tmp_path / "o")]) == 2
+    assert cli_report.main([str(tmp_path / "bad"), "--out", str(tmp_path / "o")]) == 2
     assert str(bad / "results.json") in _one_error_line(capsys)
     (bad / "results.json").write_text("[1, 2]")
-    assert rep.main([str(tmp_path / "bad"), "--out", str(tmp_path / "o")]) == 2
+    assert cli_report.main([str(tmp_path / "bad"), "--out", str(tmp_path / "o")]) == 2
     assert "not an offrl results file" in _one_error_line(capsys)
 
-    assert rep.main([str(tmp_path / "missing")]) == 2
+    assert cli_report.main([str(tmp_path / "missing")]) == 2
     assert "no such file or directory" in _one_error_line(capsys)
     for options in (["--reps", "0"], ["--reps", "many"], ["--metric", "score"], ["--bogus"], []):
-        assert rep.main([*([str(runs)] if options else []), *options]) == 2
+        assert cli_report.main([*([str(runs)] if options else []), *options]) == 2
         _one_error_line(capsys)
-    assert rep.main([str(runs), "--agents", "sac"]) == 2
+    assert cli_report.main([str(runs), "--agents", "sac"]) == 2
     assert "no runs left" in _one_error_line(capsys)
-    assert rep.main([str(runs / "a"), "--metric", "success_rate"]) == 2
+    assert cli_report.main([str(runs / "a"), "--metric", "success_rate"]) == 2
     assert "no run records success_rate" in _one_error_line(capsys)
 
 

@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from offrl import checkpoint
 from offrl.cli import main
+from offrl.core import checkpoint
 from tests.conftest import FAST
 
 ARGS = [*FAST, "trainer.steps=2000", "trainer.checkpoint_every=200", "trainer.eval_every=2000",

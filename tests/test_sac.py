@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from offrl import checkpoint
 from offrl.agents import make_agent
 from offrl.cli import main
+from offrl.core import checkpoint
+from offrl.core.nets import TanhGaussianActor, tanh_gaussian_log_prob
 from offrl.data.store import Batch
-from offrl.nets import TanhGaussianActor, tanh_gaussian_log_prob
 from tests.conftest import FAST, keep_gradients
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from offrl.agents import make_agent
+from offrl.core.errors import ConfigError
 from offrl.data.arrays import DatasetInfo, OfflineData
 from offrl.data.store import TransitionStore
-from offrl.errors import ConfigError
-from offrl.seeds import SeedBatches, seed_state_dict, stack_agents
+from offrl.training.seeds import SeedBatches, seed_state_dict, stack_agents
 from tests.test_compile import GraphCounter
 
 OBS, ACT = 5, 2
@@ -98,10 +98,10 @@ def test_agents_without_a_seed_axis_are_refused_by_name():
 
 
 # ---------------------------------------------------------------------- offrl train seeds=[...]
-from offrl import checkpoint  # noqa: E402
 from offrl.cli import main  # noqa: E402
-from offrl.evaluation import load_policy  # noqa: E402
-from offrl.report import find_runs  # noqa: E402
+from offrl.core import checkpoint  # noqa: E402
+from offrl.tools.evaluation import load_policy  # noqa: E402
+from offrl.tools.report import find_runs  # noqa: E402
 from tests.conftest import FAST  # noqa: E402
 
 TRAIN = [*FAST, "trainer.eval_every=20", "trainer.log_every=10", "trainer.checkpoint_every=10", "threads=1"]

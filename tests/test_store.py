@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from offrl.core.errors import ConfigError
 from offrl.data.arrays import DatasetInfo, OfflineData
 from offrl.data.batches import Mixture, StoreSampler
 from offrl.data.store import ObsNormalizer, TransitionStore
-from offrl.errors import ConfigError
 from tests.conftest import make_episodes
 
 

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from offrl import checkpoint
 from offrl.cli import main
+from offrl.core import checkpoint
 from tests.conftest import FAST, SMALL_SIZE
 
 

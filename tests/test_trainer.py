@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from offrl import checkpoint
 from offrl.agents.base import Agent, AgentConfig
+from offrl.core import checkpoint
+from offrl.core.errors import TrainingDiverged
 from offrl.data.d4rl import read_d4rl_hdf5
 from offrl.data.store import ObsNormalizer, TransitionStore
-from offrl.errors import TrainingDiverged
-from offrl.trainer import Trainer, TrainerConfig, _crossed
+from offrl.training.trainer import Trainer, TrainerConfig, _crossed
 
 
 @dataclass
@@ -70,7 +70,7 @@ def test_evaluation_reports_normalized_scores(tmp_path, small_default_dataset):
 def test_training_flushes_subnormal_floats_on_cpu():
     """run.train and diffusion training flush subnormals (Adam state underflowing into them made O-DICE ~10x
     slower late in a run); the switch is process-wide."""
-    from offrl.run import flush_denormals
+    from offrl.core.runtime import flush_denormals
 
     if not torch.set_flush_denormal(False):  # the CPU has no flush-to-zero mode (not x86 with SSE3)
         pytest.skip("no flush-to-zero on this CPU")

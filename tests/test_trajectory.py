@@ -12,6 +12,9 @@ import pytest
 import torch
 
 from offrl.agents import make_agent
+from offrl.cli.diffusion import main as diffusion_main
+from offrl.core import checkpoint
+from offrl.core.errors import OffrlError
 from offrl.data.d4rl import read_d4rl_hdf5, write_d4rl_hdf5
 from offrl.data.sources import DatasetConfig, load_dataset
 from offrl.data.store import ObsNormalizer, TransitionStore
@@ -26,8 +29,6 @@ from offrl.diffusion.trajectory import (
     save_model,
     train_step,
 )
-from offrl.diffusion_cli import main as diffusion_main
-from offrl.errors import OffrlError
 from tests.conftest import make_episodes
 
 TINY = dict(features=16, groups=8, sampler_steps=8, sample_horizon=17, device="cpu", ema_decay=0.9, ema_every=1)
@@ -243,11 +244,13 @@ def test_cli_train_sample_read_back_and_resume(small_default_dataset, tmp_path, 
     assert diffusion_main(["train", "dataset=idp-mixed", "size=5000", f"dir={run}", "preset=cpu", "steps=20",
                            *common]) == 0
     results = json.loads((run / "results.json").read_text())
-    assert results["steps"] == 20 and results["steps_per_s"] > 0 and results["val_loss"] is not None
-    assert list((run / "tb").iterdir())
+    assert results["steps"] == 20 and results["updates_per_s"] > 0 and results["val_loss"] is not None
+    assert list((run / "tb").iterdir()) and (run / "checkpoints" / "best.pt").is_file()
+    capsys.readouterr()
     assert diffusion_main(["train", f"resume={run}", "steps=30"]) == 0
     results = json.loads((run / "results.json").read_text())
-    assert results["steps"] == 30 and results["steps_this_session"] == 10
+    assert results["steps"] == 30 and results["gradient_steps"] == 30
+    assert "resuming from" in capsys.readouterr().out  # continued the run, not a new one
     out = tmp_path / "synthetic.hdf5"
     assert diffusion_main(["sample", str(run), "--num", "3", "--horizon", "9", "--out", str(out)]) == 0
     data = read_d4rl_hdf5(out)
@@ -283,7 +286,7 @@ def test_resume_is_exact(small_default_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(trajectory, "train_step", interrupting)
     assert diffusion_main(["train", f"dir={tmp_path / 'b'}", *args]) == 130
     monkeypatch.setattr(trajectory, "train_step", real)
-    assert json.loads((tmp_path / "b" / "results.json").read_text())["steps"] == 7
+    assert checkpoint.load(tmp_path / "b" / "checkpoints" / "last.pt")["phases"]["offline"]["step"] == 7
     assert diffusion_main(["train", f"resume={tmp_path / 'b'}"]) == 0
     a, b = load_model(tmp_path / "a"), load_model(tmp_path / "b")
     for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values()):

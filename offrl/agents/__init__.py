@@ -17,8 +17,8 @@ from offrl.agents.pmoe import PMOE
 from offrl.agents.prdc import PRDC
 from offrl.agents.sac import SAC
 from offrl.agents.td3bc import TD3BC
-from offrl.config import typed
-from offrl.errors import ConfigError
+from offrl.core.config import typed
+from offrl.core.errors import ConfigError
 
 AGENTS: dict[str, type[Agent]] = {
     "bc": BC, "td3bc": TD3BC, "sac": SAC, "prdc": PRDC, "a2pr": A2PR, "odice": ODICE, "pmoe": PMOE,

@@ -21,17 +21,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from offrl.agents.base import adam
 from offrl.agents.td3bc import TD3BC, TD3BCConfig
+from offrl.core.nets import VAE, mlp, polyak_update
+from offrl.core.optim import adam
 from offrl.data.store import Batch
-from offrl.nets import VAE, DeterministicActor, EnsembleCritic, frozen_copy, mlp, polyak_update
 
 
 @dataclass
 class A2PRConfig(TD3BCConfig):
     name: str = "a2pr"
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256])  # actor
-    critic_hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256, 256])  # critics and V
+    critic_hidden_dims: list[int] | None = field(default_factory=lambda: [256, 256, 256, 256])  # critics, V
     vae_hidden_dims: list[int] = field(default_factory=lambda: [750, 750])
     value_lr: float = 3e-4
     vae_lr: float = 1e-3  # PyTorch's Adam default, as in the official code
@@ -55,30 +55,25 @@ class A2PR(TD3BC):
     config_class = A2PRConfig
 
     def __init__(self, cfg: A2PRConfig, obs_dim: int, act_dim: int) -> None:
-        super(TD3BC, self).__init__(cfg, obs_dim, act_dim)
-        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
-        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.critic_hidden_dims)
-        self.value = mlp(obs_dim, 1, cfg.critic_hidden_dims)
+        super().__init__(cfg, obs_dim, act_dim)  # the actor, the critics (critic_hidden_dims) and their targets
+        self.value = mlp(obs_dim, 1, self.critic_hidden_dims)
         self.latent_dim = 2 * act_dim
         self.vae = VAE(obs_dim, act_dim, latent_dim=self.latent_dim, hidden=cfg.vae_hidden_dims)
-        self.actor_target = frozen_copy(self.actor)
-        self.critic_target = frozen_copy(self.critic)
-        self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr),
-                           "value": adam(self.value, cfg.value_lr), "vae": adam(self.vae, cfg.vae_lr)}
+        self.optimizers.update(value=adam(self.value, cfg.value_lr), vae=adam(self.vae, cfg.vae_lr))
 
-    def draw_noise(self, batch: Batch) -> dict[str, Tensor]:
-        """The smoothing noise and the VAE's latent draws (its own step, and the actor step's VAE(s, pi(s)))."""
-        return {**super().draw_noise(batch), "vae": self.noise_like(batch.actions, self.latent_dim),
+    def prepare(self, batch: Batch) -> dict[str, Tensor]:
+        """TD3+BC's inputs and the VAE's latent draws (its own step, and the actor step's VAE(s, pi(s)))."""
+        return {**super().prepare(batch), "vae": self.noise_like(batch.actions, self.latent_dim),
                 "vae_policy": self.noise_like(batch.actions, self.latent_dim)}
 
-    def iteration(self, batch: Batch, noise: dict[str, Tensor], bc_target: Tensor | None) -> dict[str, Tensor]:
-        next_actions, y = self.td_target(batch, noise["smoothing"])
-        metrics = self.critic_step(batch, y)
+    def iteration(self, batch: Batch, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        next_actions, y = self.td_target(batch, inputs["smoothing"])
+        metrics = self.q_step(batch, y)
         v = self.value(batch.obs).squeeze(-1)
         metrics.update(self.value_step(batch, next_actions, y, v))
-        metrics.update(self.vae_step(batch, v.detach(), noise["vae"]))
-        if bc_target is not None:  # the dataset actions, one of the two candidate targets
-            metrics.update(self.advantage_actor_step(batch, v.detach(), bc_target, noise["vae_policy"]))
+        metrics.update(self.vae_step(batch, v.detach(), inputs["vae"]))
+        if "bc_target" in inputs:  # the dataset actions, one of the two candidate targets
+            metrics.update(self.advantage_actor_step(batch, v.detach(), inputs["bc_target"], inputs["vae_policy"]))
         return metrics
 
     def value_step(self, batch: Batch, next_actions: Tensor, y: Tensor, v: Tensor) -> dict[str, Tensor]:

@@ -3,6 +3,17 @@
 An agent owns its networks and optimisers and knows its update rule; it knows nothing of files,
 loggers, Hydra or the environment loop. Observations reaching ``update`` and ``act`` are already
 normalised by the trainer; actions live in [-1, 1].
+
+The contract is the same for every agent: an override of an ``Agent`` method keeps its parameters
+(tests/test_agent_contract.py). One update is
+
+    before_update()                    Python-side bookkeeping (lr schedules)
+    inputs = prepare(batch)            host-side work: noise draws, searches, decisions by the update count
+    metrics = iteration(batch, inputs) the captured region: all the tensor work, optimiser steps included
+    num_updates += 1
+
+and the UTD schedule splits ``iteration`` into ``critic_step`` (on each minibatch) and ``policy_step``
+(once), for agents that define both and need no ``inputs``. Optimisers come from ``offrl.core.optim``.
 """
 
 from __future__ import annotations
@@ -13,7 +24,6 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.optim.adam import adam as functional_adam
 
 from offrl.data.store import Batch, TransitionStore
 
@@ -28,16 +38,16 @@ class AgentConfig:
 class Agent(nn.Module):
     config_class: ClassVar[type[AgentConfig]] = AgentConfig
     # The captured regions: methods holding all the tensor work of an update, optimiser steps included,
-    # with no host syncs and no Python-side state changes (counters, schedules and host-side searches
-    # stay in ``update``, around them). ``enable_compile`` wraps each in torch.compile, and one update
-    # runs one compiled graph: ``iteration``, or with the UTD schedule ``critic_step`` and ``policy_step``
-    # (tests/test_compile.py counts the graphs of every agent).
+    # with no host syncs and no Python-side state changes (counters, schedules, noise draws and host-side
+    # searches stay in ``before_update`` and ``prepare``, around them). ``enable_compile`` wraps each in
+    # torch.compile, and one update runs one compiled graph: ``iteration``, or with the UTD schedule
+    # ``critic_step`` and ``policy_step`` (tests/test_compile.py counts the graphs of every agent).
     compiled_methods: ClassVar[tuple[str, ...]] = ("iteration",)
     # std of the Gaussian that ``log_prob`` puts around a deterministic actor's action (PGD's
     # det_guidance, card C.8: a unit Gaussian); an instance may set its own.
     log_prob_std: float = 1.0
     # True: the update is written for a leading seed axis (losses reduced over the trailing batch dims
-    # only, noise from noise_like), so offrl.seeds.stack_agents can train K seeds in one process.
+    # only, noise from noise_like), so offrl.training.seeds.stack_agents can train K seeds in one process.
     seed_axis: ClassVar[bool] = False
     # True: the policy's loss reads ``Batch.actor_obs``, so a batch source may give the policy observations
     # of its own (goal relabelling's ``dataset.relabel.policy``: the policy's goals apart from the values')
@@ -49,26 +59,50 @@ class Agent(nn.Module):
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.num_updates = 0  # python-side counter (saved through get_extra_state)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.num_seeds: int | None = None  # K with a leading seed axis (offrl.seeds), None for one agent
+        self.num_seeds: int | None = None  # K with a leading seed axis (offrl.training.seeds), None for one agent
         # the agent's own noise stream(s), seeded from the global generator at construction (one per seed)
         self.noise_seeds = [int(torch.randint(2**62, (), device="cpu"))]
         self._noise: list[torch.Generator] | None = None
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One training iteration on ``batch``; returns detached tensors, no host sync (scalars; with a seed
-        axis, one value per seed).
-        Default: ``before_update``, ``iteration`` (the captured tensor work), then the update counter."""
+        axis, one value per seed): ``before_update``, ``prepare``, ``iteration`` (the captured tensor work),
+        the update counter; the metrics of ``iteration`` and then the ``host_metrics``."""
         self.before_update()
-        metrics = self.iteration(batch)
+        inputs = self.prepare(batch)
+        metrics = self.iteration(batch, inputs)
         self.num_updates += 1
-        return metrics
+        return {**metrics, **self.host_metrics()}
 
-    def iteration(self, batch: Batch) -> dict[str, Tensor]:
-        """All the tensor work of one update, optimiser steps included: the region ``enable_compile``
-        captures whole. Default: the one-minibatch case of the UTD schedule, critic_step then policy_step."""
+    def prepare(self, batch: Batch) -> dict[str, Tensor]:
+        """The host-side work of the coming update (update number ``num_updates + 1``), before its captured
+        region: draws from the agent's noise stream (``noise_like``), searches on the host, decisions by the
+        update count. Returns the tensors ``iteration`` takes; a key present or absent selects a variant of the
+        region (one compiled graph each). Default: none."""
+        return {}
+
+    def iteration(self, batch: Batch, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """All the tensor work of one update on ``batch`` and the ``inputs`` of ``prepare``, optimiser steps
+        included: the region ``enable_compile`` captures whole. Default: the one-minibatch case of the UTD
+        schedule, critic_step then policy_step (which take no inputs)."""
         metrics = self.critic_step(batch)
         metrics.update(self.policy_step(batch))
         return metrics
+
+    def host_metrics(self) -> dict[str, Tensor]:
+        """Diagnostics computed outside the captured regions (in ``prepare`` or ``act``), logged with the
+        metrics of ``update`` and ``policy_update``. Default: none."""
+        return {}
+
+    @property
+    def name(self) -> str:
+        """The agent's registry name (``agent=NAME``)."""
+        return self.cfg.name
+
+    def artifacts(self) -> dict[str, dict[str, Any]]:
+        """Files (name -> state) to publish beside each checkpoint of the run. Default: none; an agent's policy
+        is read from the checkpoint itself (offrl eval, export)."""
+        return {}
 
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions in [-1, 1] for a batch of (normalised) observations."""
@@ -76,8 +110,8 @@ class Agent(nn.Module):
 
     # The UTD schedule (trainer.utd > 1, RLPD/EXPO) sequences the two parts of an update: the critic part
     # on each of utd minibatches, the policy part (actor, temperature, ...) once. Agents that can be split
-    # so define critic_step and policy_step (captured regions); critic_update and policy_update are the
-    # schedule's calls, with the Python-side bookkeeping.
+    # so define critic_step and policy_step (captured regions, with no ``prepare``d inputs); critic_update
+    # and policy_update are the schedule's calls, with the Python-side bookkeeping.
     def before_update(self) -> None:
         """Python-side bookkeeping before the captured region of an update (lr schedules: change tensor lrs
         in place, so the compiled graph is reused). Default: nothing."""
@@ -95,9 +129,10 @@ class Agent(nn.Module):
         self.before_update()
         metrics = self.policy_step(batch)
         self.num_updates += 1
-        return metrics
+        return {**metrics, **self.host_metrics()}
 
     def supports_utd(self) -> bool:
+        """Whether the UTD schedule can run: the agent defines both critic_step and policy_step."""
         cls = type(self)
         return cls.critic_step is not Agent.critic_step and cls.policy_step is not Agent.policy_step
 
@@ -200,44 +235,3 @@ class _DeterministicAct(nn.Module):
 def _parameters(opt: torch.optim.Optimizer) -> list[Tensor]:
     return [p for group in opt.param_groups for p in group["params"]]
 
-
-class Adam(torch.optim.Adam):
-    """torch's Adam (the same state, state_dict and fused kernel) with a ``step`` that torch.compile
-    captures inside a larger graph: torch wraps ``Optimizer.step`` in deliberate graph breaks
-    (pytorch/pytorch#104053) and initialises state lazily, which breaks the graph again after a traced
-    backward; this one initialises its state at construction and calls the functional ``adam`` directly.
-    ``decoupled_weight_decay=True`` makes it AdamW."""
-
-    def __init__(self, params: Any, **kwargs: Any) -> None:
-        super().__init__(params, **kwargs)
-        for group in self.param_groups:  # torch's own state initialisation, run once here on zero gradients
-            for p in group["params"]:
-                p.grad = torch.zeros_like(p)
-            self._init_group(group, [], [], [], [], [], [])
-            for p in group["params"]:
-                p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:  # type: ignore[override]  # no closure
-        compiling = torch.compiler.is_compiling()  # dynamo does not trace the fused kernel: the same
-        # arithmetic as foreach ops, which inductor fuses itself
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            states = [self.state[p] for p in params]
-            beta1, beta2 = group["betas"]
-            functional_adam(
-                params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [], [s["step"] for s in states],
-                amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=group["lr"],
-                weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
-                foreach=group["foreach"] or compiling, capturable=group["capturable"],
-                differentiable=group["differentiable"], fused=group["fused"] and not compiling,
-                decoupled_weight_decay=group["decoupled_weight_decay"])
-
-
-def adam(params: nn.Module | list[Tensor], lr: float | Tensor, **kwargs: Any) -> Adam:
-    """Adam with the fused kernel (one kernel for all parameters, on CPU and CUDA), capturable inside a
-    compiled update (and, on a GPU, inside a CUDA graph: capturable state). A tensor ``lr`` can change
-    (``fill_``) without recompiling."""
-    params = list(params.parameters() if isinstance(params, nn.Module) else params)
-    return Adam(params, lr=lr, fused=True, capturable=params[0].is_cuda, **kwargs)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.agents.base import Agent, AgentConfig
+from offrl.core.nets import DeterministicActor
+from offrl.core.optim import adam
 from offrl.data.store import Batch
-from offrl.nets import DeterministicActor
 
 
 @dataclass
@@ -30,7 +31,7 @@ class BC(Agent):
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
         self.optimizers = {"actor": adam(self.actor, cfg.lr)}
 
-    def iteration(self, batch: Batch) -> dict[str, Tensor]:
+    def iteration(self, batch: Batch, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         loss = (self.actor(batch.actor_obs) - batch.actions).pow(2).mean(dim=(-2, -1))  # per seed with a seed axis
         self.optimize("actor", loss)
         return {"bc_loss": loss.detach()}

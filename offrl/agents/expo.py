@@ -37,11 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.agents.base import Agent, AgentConfig
+from offrl.core.errors import ConfigError
+from offrl.core.nets import EnsembleCritic, EnsembleLinear, TanhGaussianActor, frozen_copy, polyak_update
+from offrl.core.optim import adam
 from offrl.data.store import Batch
 from offrl.diffusion import DDPMSchedule, MLPResNetDenoiser, ddpm_loss, ddpm_sample
-from offrl.errors import ConfigError
-from offrl.nets import EnsembleCritic, EnsembleLinear, TanhGaussianActor, frozen_copy, polyak_update
 
 
 @dataclass
@@ -284,17 +285,11 @@ class EXPO(Agent):
         self.act_metrics = {f"act_{key}": value for key, value in info.items()}
         return actions
 
+    def host_metrics(self) -> dict[str, Tensor]:
+        """The diagnostics of the last ``act`` call."""
+        return self.act_metrics
+
     # ------------------------------------------------------------------ updates
-    def critic_update(self, batch: Batch) -> dict[str, Tensor]:
-        return self.critic_step(batch)
-
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        return {**super().update(batch), **self.act_metrics}
-
-    def policy_update(self, batch: Batch) -> dict[str, Tensor]:
-        """One base (diffusion) update + EMA, one edit-policy update, one temperature update."""
-        return {**super().policy_update(batch), **self.act_metrics}
-
     def pretrain_update(self, batch: Batch) -> dict[str, Tensor]:
         """Offline pre-training trains the base policy only (card C.7: pretrain_q = pretrain_edit = False)."""
         rows = self.cfg.pretrain_batch_size
@@ -313,6 +308,7 @@ class EXPO(Agent):
         self.optimizers["edit"].param_groups[0]["lr"].fill_(cosine_lr(cfg.edit_lr, self.num_updates, cfg.decay_steps))
 
     def policy_step(self, batch: Batch) -> dict[str, Tensor]:
+        """One base (diffusion) update + EMA, one edit-policy update, one temperature update."""
         metrics = self.base_step(batch)
         metrics.update(self.edit_step(batch))
         metrics.update(self.temperature_step(metrics["edit_entropy"]))

@@ -24,10 +24,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.agents.base import Agent, AgentConfig
+from offrl.core.errors import ConfigError
+from offrl.core.nets import (
+    DeterministicActor,
+    EnsembleCritic,
+    GaussianActor,
+    NormedMLP,
+    frozen_copy,
+    mlp,
+    polyak_update,
+)
+from offrl.core.optim import adam
 from offrl.data.store import Batch
-from offrl.errors import ConfigError
-from offrl.nets import DeterministicActor, EnsembleCritic, GaussianActor, NormedMLP, frozen_copy, mlp, polyak_update
 
 POLICIES = ("gaussian", "deterministic")
 EXTRACTIONS = ("awr", "ddpgbc")
@@ -112,7 +121,7 @@ class IQL(Agent):
             lr = cosine_lr(self.cfg.actor_lr, self.num_updates, self.cfg.actor_lr_schedule_steps)
             self.optimizers["actor"].param_groups[0]["lr"].fill_(lr)
 
-    def iteration(self, batch: Batch) -> dict[str, Tensor]:
+    def iteration(self, batch: Batch, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         metrics, target_q = self.value_step(batch)
         metrics.update(self.actor_step(batch, target_q))
         metrics.update(self.critic_step(batch))

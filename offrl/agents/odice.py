@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.agents.base import Agent, AgentConfig
+from offrl.core.errors import ConfigError
+from offrl.core.nets import EnsembleMLP, GaussianActor, frozen_copy, polyak_update
+from offrl.core.optim import adam
 from offrl.data.store import Batch
-from offrl.errors import ConfigError
-from offrl.nets import EnsembleMLP, GaussianActor, frozen_copy, polyak_update
 
 MODES = ("orthogonal", "true", "semi")
 DIVERGENCES = ("pearson_chi2", "reverse_kl")
@@ -73,7 +74,7 @@ def policy_weights(residual: Tensor, cfg: ODICEConfig) -> Tensor:
 
 def dot(a: list[Tensor], b: list[Tensor], per_seed: bool = False) -> Tensor:
     """Inner product of two gradients flattened over all their tensors; ``per_seed``: over all dims but the
-    leading seed axis, one product per seed (offrl.seeds), so each seed's projection is its own."""
+    leading seed axis, one product per seed (offrl.training.seeds), so each seed's projection is its own."""
     if per_seed:
         return sum((x * y).flatten(1).sum(1) for x, y in zip(a, b))
     return sum((x * y).sum() for x, y in zip(a, b))
@@ -109,7 +110,7 @@ class ODICE(Agent):
             "actor": adam(self.actor, cfg.actor_lr, weight_decay=cfg.actor_weight_decay),
         }
 
-    def iteration(self, batch: Batch) -> dict[str, Tensor]:
+    def iteration(self, batch: Batch, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         metrics, forward_residual = self.value_step(batch)
         metrics.update(self.actor_step(batch, forward_residual))
         return metrics

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from offrl.agents.sac import SAC, SACConfig
+from offrl.core.errors import ConfigError
+from offrl.core.policies import GaussianMixturePolicy
 from offrl.data.store import Batch
-from offrl.errors import ConfigError
-from offrl.policies import GaussianMixturePolicy
 
 ESTIMATORS = ("frequency", "gumbel", "score_function")
 

@@ -5,7 +5,7 @@ transition nearest to (beta * s, pi(s)) in the joint state-action space.
     (s^, a^) = argmin_{(beta s_i, a_i) in X} || (beta s, pi(s)) - (beta s_i, a_i) ||
     L_actor = -lambda mean Q_1(s, pi(s)) + MSE(pi(s), sg(a^)),   lambda = alpha / sg(mean |Q_1|)
 
-Exact search: a KD-tree on CPU, a brute-force float64 search on the GPU (offrl/neighbors.py).
+Exact search: a KD-tree on CPU, a brute-force float64 search on the GPU (offrl/core/neighbors.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from offrl.agents.td3bc import TD3BC, TD3BCConfig
+from offrl.core.neighbors import NearestNeighbors
 from offrl.data.store import Batch, TransitionStore
-from offrl.neighbors import NearestNeighbors
 
 
 @dataclass
@@ -30,11 +30,20 @@ class PRDCConfig(TD3BCConfig):
 class PRDC(TD3BC):
     config_class = PRDCConfig
 
+    def __init__(self, cfg: PRDCConfig, obs_dim: int, act_dim: int) -> None:
+        super().__init__(cfg, obs_dim, act_dim)
+        self.last_search: dict[str, Tensor] = {}  # diagnostics of this update's search (none without an actor step)
+
     def attach_dataset(self, store: TransitionStore) -> None:
         n = len(store)
         self.search_actions = store.actions[:n]
         self.search = NearestNeighbors(torch.cat([self.cfg.beta * store.obs[:n], self.search_actions], dim=1),
                                        self.cfg.neighbor_backend)
+
+    def prepare(self, batch: Batch) -> dict[str, Tensor]:
+        """TD3+BC's inputs, the BC target from the nearest-neighbour search (its diagnostics: ``host_metrics``)."""
+        self.last_search = {}
+        return super().prepare(batch)
 
     def bc_target(self, batch: Batch) -> Tensor:
         """Computed before this iteration's critic step, which does not change pi."""
@@ -51,6 +60,5 @@ class PRDC(TD3BC):
                             "neighbor_action_gap": (batch.actions - target).norm(dim=-1).mean(dim=-1)}
         return target
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        self.last_search: dict[str, Tensor] = {}
-        return {**super().update(batch), **self.last_search}
+    def host_metrics(self) -> dict[str, Tensor]:
+        return self.last_search

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.agents.base import Agent, AgentConfig
+from offrl.core.nets import EnsembleCritic, TanhGaussianActor, frozen_copy, polyak_update
+from offrl.core.optim import adam
 from offrl.data.store import Batch
-from offrl.nets import EnsembleCritic, TanhGaussianActor, frozen_copy, polyak_update
 
 
 @dataclass

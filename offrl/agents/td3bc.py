@@ -17,14 +17,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from offrl.agents.base import Agent, AgentConfig, adam
+from offrl.agents.base import Agent, AgentConfig
+from offrl.core.nets import DeterministicActor, EnsembleCritic, frozen_copy, polyak_update
+from offrl.core.optim import adam
 from offrl.data.store import Batch
-from offrl.nets import DeterministicActor, EnsembleCritic, frozen_copy, polyak_update
 
 
 @dataclass
 class TD3BCConfig(AgentConfig):
     name: str = "td3bc"
+    critic_hidden_dims: list[int] | None = None  # the critics' hidden layers; None: hidden_dims
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     discount: float = 0.99
@@ -43,29 +45,26 @@ class TD3BC(Agent):
     def __init__(self, cfg: TD3BCConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
-        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.hidden_dims)
+        self.critic_hidden_dims = cfg.hidden_dims if cfg.critic_hidden_dims is None else cfg.critic_hidden_dims
+        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=self.critic_hidden_dims)
         self.actor_target = frozen_copy(self.actor)
         self.critic_target = frozen_copy(self.critic)
         self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr)}
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        self.num_updates += 1
-        noise = self.draw_noise(batch)
-        if self.num_updates % self.cfg.policy_freq:
-            return self.iteration(batch, noise, None)
-        return self.iteration(batch, noise, self.bc_target(batch))
+    def prepare(self, batch: Batch) -> dict[str, Tensor]:
+        """The standard normal draws of the target-policy smoothing, from the agent's own stream(s), and every
+        policy_freq-th update the BC target (its presence runs the actor step)."""
+        inputs = {"smoothing": self.noise_like(batch.actions)}
+        if (self.num_updates + 1) % self.cfg.policy_freq == 0:
+            inputs["bc_target"] = self.bc_target(batch)
+        return inputs
 
-    def draw_noise(self, batch: Batch) -> dict[str, Tensor]:
-        """The iteration's standard normal draws, from the agent's own stream(s): the target-policy smoothing."""
-        return {"smoothing": self.noise_like(batch.actions)}
-
-    def iteration(self, batch: Batch, noise: dict[str, Tensor], bc_target: Tensor | None) -> dict[str, Tensor]:
-        """The captured update: the critic step and, given the BC target (every policy_freq-th iteration),
-        the actor step and the target updates."""
-        _, y = self.td_target(batch, noise["smoothing"])
-        metrics = self.critic_step(batch, y)
-        if bc_target is not None:
-            metrics.update(self.actor_step(batch, bc_target))
+    def iteration(self, batch: Batch, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The captured update: the critic step and, given the BC target, the actor step and the target updates."""
+        _, y = self.td_target(batch, inputs["smoothing"])
+        metrics = self.q_step(batch, y)
+        if "bc_target" in inputs:
+            metrics.update(self.actor_step(batch, inputs["bc_target"]))
         return metrics
 
     @torch.no_grad()
@@ -77,7 +76,9 @@ class TD3BC(Agent):
         target_q = self.critic_target(batch.next_obs, next_actions).min(dim=-2).values
         return next_actions, batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
 
-    def critic_step(self, batch: Batch, y: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
+    def q_step(self, batch: Batch, y: Tensor) -> dict[str, Tensor]:
+        """L_Q on the TD targets y. (The UTD schedule's critic_step takes no inputs, nor can the actor step wait
+        for policy_freq there: the TD3 family does not run that schedule.)"""
         q = self.critic(batch.obs, batch.actions)  # (2, B)
         critic_loss = (q - y.unsqueeze(-2)).pow(2).mean(dim=-1).sum(dim=-1)
         self.optimize("critic", critic_loss)

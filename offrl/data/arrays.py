@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from offrl.data.spec import ObservationSpec
-from offrl.errors import DatasetError
+from offrl.core.errors import DatasetError
+from offrl.core.spec import ObservationSpec
 
 
 @dataclass

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from offrl.core.errors import ConfigError
 from offrl.data.store import Batch, TransitionStore, combine
-from offrl.errors import ConfigError
 
 
 class BatchSource(Protocol):

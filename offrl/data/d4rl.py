@@ -17,9 +17,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from offrl.core.errors import DatasetError
+from offrl.core.spec import ObservationSpec
 from offrl.data.arrays import DatasetInfo, OfflineData, check_columns
-from offrl.data.spec import ObservationSpec
-from offrl.errors import DatasetError
 
 # d4rl/infos.py: (REF_MIN, REF_MAX) shared by every quality and version of an environment.
 D4RL_REFERENCE_SCORES = {

@@ -11,17 +11,18 @@ env's sparse success test 1{||achieved(s') - g|| <= threshold}, and the transiti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
+from offrl.core.errors import ConfigError, DatasetError
+from offrl.core.spec import ACHIEVED_KEY, GOAL_KEY, ObservationSpec
 from offrl.data.arrays import DatasetInfo, OfflineData
 from offrl.data.batches import StoreSampler
-from offrl.data.spec import ACHIEVED_KEY, GOAL_KEY, ObservationSpec
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
-from offrl.errors import ConfigError, DatasetError
 
 DEFAULT_THRESHOLD = 0.45  # gymnasium-robotics' PointMaze success radius
 
@@ -174,9 +175,7 @@ def goals_from_observations(data: OfflineData, goal_env_id: str, threshold: floa
     """Goal-conditioned data whose goals are whole observations (OGBench): each row gets a
     ``desired_goal`` slot (filled by relabelling) in the layout of ``GoalFromReset``'s observations, and
     the env becomes ``goal_env_id`` (the task's env with that wrapper)."""
-    from dataclasses import replace
 
-    import gymnasium as gym
 
     box = gym.spaces.Box(-np.inf, np.inf, (data.obs_dim,))
     spec = ObservationSpec.from_space(gym.spaces.Dict({"observation": box, "desired_goal": box}))
@@ -190,7 +189,6 @@ def goals_from_observations(data: OfflineData, goal_env_id: str, threshold: floa
 def observations_only(data: OfflineData) -> OfflineData:
     """``data`` without the ``desired_goal`` slot ``goals_from_observations`` added (what the file holds);
     other data unchanged. For analysis: the slot is empty until relabelling fills it."""
-    from dataclasses import replace
 
     spec = data.info.obs_spec
     if data.info.extra.get("dataset_form") != "goal-conditioned" or spec is None or ACHIEVED_KEY in spec.keys:

@@ -12,8 +12,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from offrl.core.errors import DatasetError
 from offrl.data.arrays import DatasetInfo, OfflineData, check_columns
-from offrl.errors import DatasetError
 
 # What h5py, json and minari raise on damaged or truncated files.
 READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
+from offrl.core.errors import ConfigError, DatasetError
+from offrl.core.spec import ObservationSpec
 from offrl.data.arrays import OfflineData, transform_rewards
+from offrl.data.cache import cache_file
 from offrl.data.d4rl import read_d4rl_hdf5
-from offrl.data.goals import GoalRelabelConfig
+from offrl.data.goals import GoalRelabelConfig, goals_from_observations
 from offrl.data.minari_reader import read_minari
-from offrl.data.recipes import ensure_recipe_dataset
-from offrl.data.spec import ObservationSpec
-from offrl.envs import env_spaces, env_spec, observation_spec
-from offrl.errors import ConfigError, DatasetError
+from offrl.envs import GOAL_ENV_PREFIX, env_spaces, env_spec, observation_spec, register_extra_envs
 
 SOURCES = ("recipe", "hdf5", "minari")
 
@@ -37,9 +38,29 @@ class DatasetConfig:
     relabel: GoalRelabelConfig = field(default_factory=GoalRelabelConfig)
 
 
-def load_dataset(cfg: DatasetConfig, log: Callable[[str], None] = print) -> OfflineData:
+def resolve_dataset(arg: str, size: int | None = None) -> DatasetConfig:
+    """A command-line dataset argument as a DatasetConfig: ``*.hdf5``/``*.h5`` is a D4RL-layout file,
+    ``minari:<id>`` a local Minari dataset, anything else a buildable name (``dataset_names()``), at
+    ``size`` transitions if given (a smaller build)."""
+    if arg.startswith("minari:"):
+        dataset_id = arg.removeprefix("minari:")
+        return DatasetConfig(name=dataset_id, source="minari", id=dataset_id)
+    path = Path(arg).expanduser()
+    if path.suffix.lower() in (".hdf5", ".h5"):
+        return DatasetConfig(name=path.stem, source="hdf5", path=str(path))
+    return DatasetConfig(name=arg, source="recipe", size=size)
+
+
+# builds a named dataset into the cache (if it is not there) and returns its file:
+# offrl.generation.recipes.ensure_recipe_dataset(name, size, log)
+Builder = Callable[[str, "int | None", Callable[[str], None]], Path]
+
+
+def load_dataset(cfg: DatasetConfig, log: Callable[[str], None] = print, build: Builder | None = None) -> OfflineData:
     """Read the dataset ``cfg`` describes, apply overrides and reward preprocessing, and check it
-    against its evaluation environment (observation size, action bounds)."""
+    against its evaluation environment (observation size, action bounds). A named dataset
+    (``source=recipe``) is read from the cache; ``build`` (the dataset-generation layer's
+    ``ensure_recipe_dataset``) builds it first where it is missing."""
     if cfg.source == "hdf5":
         if not cfg.path:
             raise ConfigError("dataset=hdf5 needs dataset.path=<file.hdf5>")
@@ -49,13 +70,15 @@ def load_dataset(cfg: DatasetConfig, log: Callable[[str], None] = print) -> Offl
             raise ConfigError("dataset=minari needs dataset.id=<minari dataset id>")
         data = read_minari(cfg.id, name=cfg.id)
     elif cfg.source == "recipe":
-        data = read_d4rl_hdf5(ensure_recipe_dataset(cfg.name, cfg.size, log=log), name=cfg.name)
+        path = build(cfg.name, cfg.size, log) if build is not None else cache_file(cfg.name, cfg.size)
+        if not path.exists():
+            raise DatasetError(f"dataset '{cfg.name}' is not built ({path} not found); build it with: offrl datasets "
+                               f"build {cfg.name}" + ("" if cfg.size is None else f" --size {cfg.size}"))
+        data = read_d4rl_hdf5(path, name=cfg.name)
     else:
         raise ConfigError(f"dataset.source='{cfg.source}' is unknown; expected one of {list(SOURCES)}")
 
     if data.info.extra.get("dataset_form") == "goal-conditioned" and data.info.obs_spec is None:
-        from offrl.data.goals import goals_from_observations
-        from offrl.envs import GOAL_ENV_PREFIX, register_extra_envs
 
         register_extra_envs()  # the goal-in-observation versions of the data's env
         # OGBench relabels a goal as reached only at its own state: an exact match of the full observation

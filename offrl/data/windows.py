@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from offrl.core.errors import DatasetError
 from offrl.data.store import Batch, TransitionStore
-from offrl.errors import DatasetError
 
 ACTION_EPS = 1e-3  # actions are clipped to +-(1 - eps) before atanh (PGD: 0.999)
 
@@ -233,3 +233,27 @@ class TrajectoryWindows:
 def decode(windows: Tensor, normalizer: TrajectoryNormalizer) -> Batch:
     """Normalised windows (B, L, C) as B (L - 1) flat transitions; see ``TrajectoryNormalizer.decode``."""
     return normalizer.decode(windows)
+
+
+class WindowSource:
+    """Training windows as a batch source of the trainer (``offrl.data.batches.BatchSource``): ``sample(n)``
+    draws n windows with a generator of its own, whose state a checkpoint keeps (exact resume)."""
+
+    def __init__(self, windows: TrajectoryWindows, seed: int) -> None:
+        self.windows = windows
+        self.generator = torch.Generator(device=windows.device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def sample(self, batch_size: int) -> Tensor:
+        return self.windows.sample(batch_size, self.generator)
+
+    def refresh(self, agent_step: int) -> None:
+        """Training windows do not change during training."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from offrl import checkpoint
+from offrl.core import checkpoint
+from offrl.core.errors import ConfigError, OffrlError
 from offrl.data.store import Batch
-from offrl.data.windows import ACTION_EPS, TrajectoryNormalizer
+from offrl.data.windows import ACTION_EPS, TrajectoryNormalizer, TrajectoryWindows
 from offrl.diffusion.edm import EDMPrecond, Guidance, HeunSampler, edm_loss, pgd_guidance_scales, score_guidance
 from offrl.diffusion.unet import TemporalUNet
-from offrl.errors import ConfigError, OffrlError
 
 MODEL_KIND = "pgd-trajectory-model"
 MODEL_FORMAT = 1  # bumped when the model file's layout changes
@@ -201,6 +201,79 @@ def train_step(model: TrajectoryModel, opt: torch.optim.Optimizer, schedule: Any
     return loss.detach()
 
 
+# ---------------------------------------------------------------------- training through offrl's trainer
+class TrajectoryLearner(nn.Module):
+    """The trajectory model as ``offrl.training.Trainer`` trains it, like an agent: ``update(windows)`` is one
+    ``train_step`` (Adam on the EDM loss, the warm-up-cosine lr schedule, the EMA), with the EDM noise drawn
+    from a generator of its own; its state, optimiser state and ``artifacts`` (``model.pt``, what ``sample`` and
+    ``synthetic.model`` read) go into the trainer's checkpoints."""
+
+    name = "trajectory-model"
+
+    def __init__(self, model: TrajectoryModel, total_steps: int, seed: int) -> None:
+        super().__init__()
+        self.model = model
+        self.obs_dim, self.act_dim = model.obs_dim, model.act_dim
+        self.opt, self.schedule = make_optimizer(model, total_steps)
+        self.generator = torch.Generator(device=model.device).manual_seed(seed)
+        self.num_updates = 0
+
+    def update(self, windows: Tensor) -> dict[str, Tensor]:
+        loss = train_step(self.model, self.opt, self.schedule, windows, self.num_updates, self.generator)
+        self.num_updates += 1
+        return {"loss": loss, "lr": torch.tensor(self.schedule.get_last_lr()[0])}
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"num_updates": self.num_updates, "generator": self.generator.get_state(),
+                "normalizer": self.model.normalizer.state_dict()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.num_updates = state["num_updates"]
+        self.generator.set_state(state["generator"])
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return {"adam": self.opt.state_dict(), "schedule": self.schedule.state_dict()}
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["adam"])
+        self.schedule.load_state_dict(state["schedule"])
+
+    def artifacts(self) -> dict[str, dict[str, Any]]:
+        return {MODEL_FILE: model_state(self.model)}
+
+
+VALIDATION_SEED = 12345  # the validation loss uses fixed noise, so its values are comparable across steps
+
+
+class ValidationLoss:
+    """The trainer's evaluation of a trajectory model: the EMA network's EDM loss on (up to ``val_batches``
+    batches of) the held-out windows, with fixed noise. Lower is better."""
+
+    def __init__(self, windows: TrajectoryWindows, batch_size: int, val_batches: int) -> None:
+        self.windows, self.batch_size, self.val_batches = windows, batch_size, val_batches
+
+    def measure(self, learner: TrajectoryLearner, seed: int) -> dict[str, float]:
+        if len(self.windows.val_starts) == 0:
+            return {}
+        gen = torch.Generator(device=self.windows.device).manual_seed(VALIDATION_SEED)
+        losses = [learner.model.ema_loss(batch, gen) * len(batch)
+                  for batch in self.windows.validation_batches(self.batch_size, self.val_batches)]
+        count = min(len(self.windows.val_starts), self.batch_size * self.val_batches)
+        return {"val_loss": float(torch.stack(losses).sum()) / count}
+
+    def score(self, entry: dict[str, Any]) -> float:
+        return -entry.get("val_loss", math.inf)
+
+    def describe(self, entry: dict[str, Any]) -> str:
+        return f"validation loss {entry['val_loss']:.4f}" if "val_loss" in entry else "no validation windows"
+
+    def summary(self, last: dict[str, Any]) -> dict[str, Any]:
+        return {"val_loss": last.get("val_loss")}
+
+    def close(self) -> None:
+        pass
+
+
 # ---------------------------------------------------------------------- sampling
 def agent_guidance(model: TrajectoryModel, agent: nn.Module,
                    obs_transform: Callable[[Tensor], Tensor] | None = None) -> Guidance:
@@ -262,7 +335,7 @@ def model_state(model: TrajectoryModel) -> dict[str, Any]:
 
 def save_model(model: TrajectoryModel, path: str | Path) -> Path:
     """The model (online and EMA weights, normalisation statistics, dataset name, dims, config) as one file;
-    a directory gets ``model.pt`` inside it. Atomic (``offrl.checkpoint.save_atomic``)."""
+    a directory gets ``model.pt`` inside it. Atomic (``offrl.core.checkpoint.save_atomic``)."""
     path = Path(path)
     if path.is_dir() or not path.suffix:
         path = path / MODEL_FILE
@@ -300,9 +373,3 @@ def load_model(path: str | Path, dataset: str | None = None, obs_dim: int | None
     model.net.load_state_dict(state["net"])
     model.ema.load_state_dict(state["ema"])
     return model.to(device)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)

@@ -1,0 +1,342 @@
+"""``offrl train``: Hydra composes the config, the training layer runs it; this module checks the overrides
+before Hydra creates anything and prints the outcome in one line."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shutil
+import sys
+import textwrap
+import time
+from dataclasses import fields
+from importlib.resources import files
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_module
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from offrl.agents import AGENTS
+from offrl.core import checkpoint, records
+from offrl.core.errors import Interrupted, OffrlError, TrainingDiverged
+from offrl.data.sources import DatasetConfig
+from offrl.diffusion.synthetic import SyntheticConfig
+from offrl.generation.recipes import ensure_recipe_dataset
+from offrl.training.run import RunConfig, parse_config, train
+from offrl.training.trainer import TrainerConfig
+
+GROUPS = ("agent", "dataset", "trainer")
+
+
+def main(overrides: list[str]) -> int:
+    if any(o in ("-h", "--help") for o in overrides):
+        print(_train_help())
+        return 0
+    _register_schemas()
+    multirun = any(o in ("-m", "--multirun") for o in overrides)
+    resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), None)
+    if resume:
+        if multirun:
+            raise OffrlError("resume=<dir> continues one run; it cannot be combined with -m/--multirun")
+        _check_resumable(Path(resume), overrides)
+        if not any(o.startswith("hydra.run.dir=") for o in overrides):
+            overrides += [f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
+    if not any(o in ("--cfg", "-c", "--info", "-i", "--hydra-help") for o in overrides):
+        _check_overrides(overrides)
+    for override in overrides:  # Hydra would create these with a traceback where it cannot
+        key, _, value = override.partition("=")
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and value:
+            checkpoint.check_writable_dir(Path(value), "run directory")
+    started = time.time()
+    entered = False
+    status = 0
+
+    @hydra.main(version_base="1.3", config_path="pkg://offrl.conf", config_name="config")
+    def task(cfg: DictConfig) -> None:
+        nonlocal entered, status
+        entered = True
+
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        try:
+            if cfg.resume:
+                cfg = _resumed_config(cfg, Path(cfg.resume), HydraConfig.get().overrides.task)
+            results = train(cfg, run_dir, build=ensure_recipe_dataset)
+        except OffrlError as err:
+            print(f"offrl: error: {err}", file=sys.stderr)
+            status = 2
+            _remove_unused_run_dir(run_dir, started)
+            return
+        except TrainingDiverged as err:
+            print(f"offrl: training diverged: {err}", file=sys.stderr)
+            status = 1
+            return
+        except Interrupted as stop:
+            print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
+                  f"offrl: continue with: offrl train resume={stop.run_dir}", file=sys.stderr)
+            status = 130
+            return
+        for one, where in zip(results["runs"], results["run_dirs"]) if "runs" in results else [(results, run_dir)]:
+            score = one["normalized_score"]
+            shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
+            success = "" if one.get("success_rate") is None else f"success rate {one['success_rate']:.2f}, "
+            who = f" seed {one['seed']}" if "runs" in results else ""
+            print(f"offrl: {one['agent']} on {one['dataset']}{who}: {success}normalized score {shown}, "
+                  f"return {one['return_mean']:.1f} +- {one['return_std']:.1f} "
+                  f"after {one['steps']} steps ({one['wall_s']:.0f} s); results in {Path(where) / 'results.json'}")
+
+    saved_argv = sys.argv
+    sys.argv = ["offrl train", *overrides]
+    try:
+        task()
+    except SystemExit as exit_:
+        # Hydra exits 1 when composition fails (unknown group option, bad override): a user error.
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        return 2 if code == 1 and not entered else code
+    finally:
+        sys.argv = saved_argv
+    return status
+
+
+TRAIN_OPTIONS = """\
+  seed=N                     random seed (default 0)
+  seeds=[0,1,2,3,4]          train these seeds in one process (offline agents; a run directory seed_<s>/ each)
+  device=auto|cpu|cuda[:N]   where tensors live (auto: CUDA when present)
+  threads=N                  torch CPU threads (default: the cores idle at start; threads=1 in parallel sweeps)
+  env=ID                     evaluation / online gymnasium env (default: the one the dataset names)
+  compile=true               torch.compile the agent's update (one graph per update; compile_mode=reduce-overhead
+                             adds CUDA graphs on a GPU)
+  resume=DIR                 continue the run in DIR from its last checkpoint (add trainer.steps=N to extend)
+  trainer.steps=N            gradient steps (offline) or environment steps (online)
+  trainer.eval_every=N trainer.eval_episodes=N trainer.checkpoint_every=N trainer.log_every=N
+  trainer.batch_size=N       batch size (default 256)
+  trainer.num_envs=N trainer.warmup_steps=N trainer.updates_per_step=X   online
+  trainer.pretrain_steps=N trainer.offline_fraction=X                    offline_to_online
+  dataset.size=N             a smaller build of a generated dataset (stored under its own name)
+  dataset.path=FILE | dataset.id=ID   your own D4RL hdf5 file | local Minari dataset
+  dataset.reward_normalization=none|return_range   dataset.env_id=ID   dataset.ref_min_score/ref_max_score
+  agent.<key>=VALUE          any hyperparameter of the agent (list them: offrl train agent=NAME --cfg job)
+  hydra.run.dir=DIR          where the run is written (default runs/<date>/<time>_<agent>_<task>_seed<N>)
+  -m KEY=A,B,...             a sweep (Hydra multirun); hydra/launcher=local|slurm to run jobs in parallel"""
+
+
+def _train_help() -> str:
+    def short(text: str, width: int = 78) -> str:
+        text = " ".join(text.split()).rstrip(".")
+        return text if len(text) <= width else text[: width - 3].rsplit(" ", 1)[0] + " ..."
+
+    def yaml_line(group: str, name: str) -> str:
+        text = files("offrl.conf").joinpath(group, f"{name}.yaml").read_text()
+        return short(" ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#")))
+
+    def agent_line(name: str) -> str:  # an agent's module docstring; a preset's yaml comment
+        if name in AGENTS:
+            return short(sys.modules[AGENTS[name].__module__].__doc__ or "")
+        return yaml_line("agent", name)
+
+    agents = "\n".join(f"  {name:<20} {agent_line(name)}" for name in _choices("agent"))
+    trainers = "\n".join(f"  {name:<20} {yaml_line('trainer', name)}" for name in _choices("trainer"))
+    datasets = textwrap.fill(", ".join(_choices("dataset")), width=100, initial_indent="  ", subsequent_indent="  ",
+                             break_on_hyphens=False)
+    return TRAIN_HELP.format(agents=agents, trainers=trainers, datasets=datasets, options=TRAIN_OPTIONS)
+
+
+TRAIN_HELP = """usage: offrl train [KEY=VALUE ...]    (Hydra overrides)
+
+Train an agent; writes checkpoints, TensorBoard logs, config.yaml and results.json into the run directory.
+
+agents (agent=NAME; sac and pmoe train online and pick trainer=online themselves):
+{agents}
+
+datasets (dataset=NAME; generated ones are built on first use, see offrl datasets list):
+{datasets}
+
+trainers (trainer=NAME):
+{trainers}
+
+launchers for sweeps (hydra/launcher=NAME):
+  local                parallel jobs on this machine (joblib, 2 at a time)
+  slurm                SLURM through submitit (hydra.launcher.partition=..., gpus, cpus, mem, time)
+
+main options:
+{options}
+
+examples:
+  offrl train                                          # TD3+BC on idp-mixed, 20k steps (~1.5 min on CPU)
+  offrl train agent=iql dataset=hopper-medium-replay seed=1
+  offrl train agent=sac env=Hopper-v5 trainer.steps=300000
+  offrl train agent=td3bc trainer=offline_to_online dataset=hopper-medium
+  offrl train -m hydra/launcher=local threads=1 seed=0,1,2 agent=bc,td3bc
+  offrl train resume=runs/2026-12-02/10-00-00_td3bc_idp-mixed_seed0 trainer.steps=40000
+  offrl train agent=prdc --cfg job                     # print the composed config and exit
+
+Hydra's own options: offrl train --hydra-help"""
+
+
+def _check_overrides(overrides: list[str]) -> None:
+    """Compose the config of every job the overrides describe (a sweep's first 64) and convert it to
+    the typed configs, so a misspelt group option, an unknown key (with or without ``+``) or a wrong
+    type is one line naming it, with the closest valid names, before Hydra creates any directory."""
+
+
+    plain = [o for o in overrides if not o.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(plain)
+    except HydraException as err:
+        raise OffrlError(f"cannot parse the overrides: {_first_line(err)}") from None
+    for override in parsed:
+        if override.key_or_group in CHOICE_GROUPS and not override.is_delete():
+            values = override.sweep_string_iterator() if override.is_sweep_override() else [override.value()]
+            for value in values:
+                _check_choice(override.key_or_group, str(value))
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch][:64]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="offrl.conf", version_base="1.3"):
+            for job in jobs:
+                try:
+                    cfg = compose(config_name="config", overrides=[o for o in job if not o.startswith("hydra.")])
+                except (HydraException, OmegaConfBaseException) as err:
+                    raise OffrlError(_composition_message(err)) from None
+                if not cfg.get("resume"):
+                    parse_config(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+CHOICE_GROUPS = {"agent": "agent", "dataset": "dataset", "trainer": "trainer", "hydra/launcher": "launcher",
+                 "synthetic": "synthetic-data setting"}
+
+
+def _choices(group: str) -> list[str]:
+    folder = files("offrl.conf").joinpath(*group.split("/"))
+    options = sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return options + (["joblib", "basic", "submitit_slurm", "submitit_local"] if group == "hydra/launcher" else [])
+
+
+def _check_choice(group: str, value: str) -> None:
+    options = _choices(group)
+    if value not in options:
+        raise OffrlError(f"{group}={value} is not a known {CHOICE_GROUPS[group]}{_suggest(value, options)}; "
+                         f"choices: {', '.join(options)}")
+
+
+def _close(word: str, options) -> list[str]:
+    return difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
+
+
+def _suggest(word: str, options) -> str:
+    close = _close(word, options)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def _composition_message(err: BaseException) -> str:
+    """One line for a Hydra composition error: the override, what is wrong, the closest valid keys."""
+
+    text = str(err)
+    cause = err.__cause__ or err.__context__
+    key = re.search(r"Could not (?:override|append to config\. An item is already at) '([^']+)'", text)
+    if key:
+        name = key.group(1)
+        reason = _first_line(cause) if cause is not None else text.splitlines()[-1]
+        if "not in" in reason or "Key '" in reason:
+            return _unknown_key_message(name)
+        return f"{name}: {reason}"
+    return f"{_first_line(err)}: {_first_line(cause)}" if cause is not None else _first_line(err)
+
+
+def _unknown_key_message(dotted: str) -> str:
+    group, _, key = dotted.partition(".")
+    known = {"trainer": [f.name for f in fields(TrainerConfig)], "dataset": [f.name for f in fields(DatasetConfig)],
+             "agent": sorted({f.name for cls in AGENTS.values() for f in fields(cls.config_class)})}
+    if group in known:
+        close = [f"{group}.{name}" for name in _close(key, known[group])]
+    else:
+        close = _close(dotted, [f.name for f in fields(RunConfig)] + list(known))
+    article = "an" if group[:1] in "aeiou" else "a"
+    what = f"{article} {group} option" if group in known else "an option"
+    return f"{dotted} is not {what}" + (f"; did you mean {' or '.join(close)}?" if close else "")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _check_resumable(run_dir: Path, overrides: list[str]) -> None:
+    """``resume=<dir>`` must name a run written by offrl train, and the overrides may not ask for
+    another agent or dataset than the run's; checked before anything is created."""
+
+    try:
+        base = OmegaConf.create(records.read_config(run_dir))
+    except OffrlError as err:
+        raise OffrlError(f"resume={run_dir}: {err}") from None
+    asked = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o and not o.startswith("-"))
+    for group in GROUPS:
+        for key in (group, f"{group}.name"):
+            if key in asked and asked[key] != str(base.get(group, {}).get("name")):
+                raise OffrlError(f"resume={run_dir}: the run trained {group} '{base[group].name}', the overrides "
+                                 f"ask for {key}={asked[key]}; start a new run for that")
+    state = records.read_checkpoint(records.RunDir(run_dir).last)  # exists, reads, and has this offrl's format
+    if "stack" in state:
+        raise OffrlError(f"resume={run_dir}: this seed was trained with others in one process; continue them "
+                         f"together: offrl train resume={state['stack']}")
+
+
+def _remove_unused_run_dir(run_dir: Path, since: float) -> None:
+    """A refused run leaves no directory behind: remove ``run_dir`` if it holds only what Hydra and
+    the lock wrote in this invocation (no config.yaml, checkpoint or results), then empty parents."""
+
+    if not run_dir.is_dir():
+        return
+    entries = list(run_dir.iterdir())
+    ours = all(e.name in (".hydra", ".lock") or e.suffix == ".log" for e in entries)
+    if not ours or any(e.stat().st_mtime < since - 1 for e in entries):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cwd = Path.cwd().resolve()
+    parent = run_dir.resolve().parent
+    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+
+
+def _register_schemas() -> None:
+    """Typed schemas for Hydra: the YAML files in conf/ extend them (``/schema/<group>/<name>@_here_``),
+    so defaults live once, in the dataclasses, and a mistyped key or value fails at composition."""
+
+
+    if not OmegaConf.has_resolver("task_name"):
+        # run directories are named after what was trained on: the env for online runs, else the dataset
+        OmegaConf.register_new_resolver("task_name", lambda mode, env, dataset: env if mode == "online" and env
+                                        else dataset)
+    if not OmegaConf.has_resolver("seed_label"):  # seed3, or seeds0-1-2 for seeds in one process
+        OmegaConf.register_new_resolver("seed_label", lambda seed, seeds: f"seed{seed}" if seeds is None
+                                        else "seeds" + "-".join(map(str, seeds)))
+    store = ConfigStore.instance()
+    for name, cls in AGENTS.items():
+        store.store(group="schema/agent", name=name, node=cls.config_class)
+    store.store(group="schema", name="dataset", node=DatasetConfig)
+    store.store(group="schema", name="trainer", node=TrainerConfig)
+    store.store(group="schema", name="synthetic", node=SyntheticConfig)
+
+
+def _resumed_config(cfg, run_dir: Path, overrides: list[str]):
+    """The config a run was started with, plus value overrides given now (e.g. more trainer.steps)."""
+
+    base = OmegaConf.create(records.read_config(run_dir))
+    changes = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
+    groups = [o for o in changes if o.split("=", 1)[0] in GROUPS]
+    if groups:
+        raise OffrlError(f"resume={run_dir}: cannot switch config groups ({groups}) when resuming a run")
+    merged = OmegaConf.merge(base, OmegaConf.from_dotlist(changes), {"resume": str(run_dir)})
+    return merged
+
+

@@ -1,0 +1,93 @@
+"""Synthetic transitions as a batch source (Policy-Guided Diffusion, card C.8 3d).
+
+``SyntheticSource`` holds a table of transitions decoded from trajectories sampled by a trained
+trajectory model (``offrl diffusion train``) and regenerates it every ``refresh_every`` agent updates,
+guided by the current agent's ``log_prob`` (``guidance_coef`` > 0: PGD) or unguided (0: a SynthER-like
+baseline). The first table is unguided (as PGD's). Composed with the real data by ``Mixture`` (PGD:
+240 synthetic + 16 real rows per batch of 256), so any offline agent trains on it unchanged. Its
+checkpoint state is the current table, the refresh counter and the sampling RNGs: a killed run
+resumes with the same synthetic data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from offrl.core.errors import ConfigError
+from offrl.data.store import Batch, ObsNormalizer, TransitionStore
+from offrl.diffusion.trajectory import sample
+
+
+@dataclass
+class SyntheticConfig:
+    model: str | None = None  # a model directory written by `offrl diffusion train`; None: no synthetic data
+    share: float = 240 / 256  # synthetic rows per batch (PGD: 240 of 256)
+    refresh_every: int = 10_000  # agent updates between regenerations (PGD's synth_dataset_lifetime)
+    guidance_coef: float = 0.0  # 0: unguided; > 0: guided by the current agent (PGD's policy_guidance_coeff)
+    num_trajectories: int = 8192  # per table (PGD: 32 workers x 256 rollouts, ~1M transitions at horizon 129)
+    horizon: int | None = None  # sampled trajectory length (None: the model's sample_horizon)
+    sampler_steps: int | None = None  # Heun steps (None: the model's)
+    chunk: int = 256  # trajectories sampled at once
+
+    def check(self) -> None:
+        if not math.isfinite(self.guidance_coef) or self.guidance_coef < 0:
+            raise ConfigError(f"synthetic.guidance_coef={self.guidance_coef} must be a finite number >= 0")
+        if not 0.0 < self.share <= 1.0:
+            raise ConfigError(f"synthetic.share={self.share} must lie in (0, 1]")
+        for key in ("refresh_every", "num_trajectories", "chunk"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"synthetic.{key}={getattr(self, key)} must be positive")
+
+
+class SyntheticSource:
+    def __init__(self, cfg: SyntheticConfig, model, agent: nn.Module, normalizer: ObsNormalizer, seed: int) -> None:
+        cfg.check()
+        self.cfg, self.model, self.agent = cfg, model, agent
+        self.normalizer = normalizer.to(model.device)
+        self.generator = torch.Generator(device=model.device)
+        self.generator.manual_seed(seed + 7919)
+        self.refreshes = 0  # tables generated so far
+        self.table: TransitionStore | None = None
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return 0 if self.table is None else len(self.table)
+
+    def refresh(self, agent_step: int) -> None:
+        """Regenerate the table when ``agent_step`` reached the next refresh (the first one at step 0)."""
+        if self.table is not None and agent_step < self.refreshes * self.cfg.refresh_every:
+            return
+        cfg = self.cfg
+        coef = cfg.guidance_coef if self.refreshes > 0 else 0.0  # the first table is unguided (PGD)
+
+        windows = sample(self.model, cfg.num_trajectories, guidance_coef=coef, agent=self.agent if coef else None,
+                         generator=self.generator, horizon=cfg.horizon, obs_transform=self.normalizer,
+                         num_steps=cfg.sampler_steps, batch_size=cfg.chunk)
+        batch = self.model.decode(windows.detach())
+        table = TransitionStore(batch.obs.shape[1], batch.actions.shape[1], len(batch.rewards), self.model.device,
+                                seed=self.seed + 31 * self.refreshes)
+        table.add(self.normalizer(batch.obs), batch.actions, batch.rewards, self.normalizer(batch.next_obs),
+                  batch.dones, torch.zeros_like(batch.dones))
+        self.table = table
+        self.refreshes += 1
+
+    def sample(self, batch_size: int) -> Batch:
+        return self.table.sample(batch_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.cfg.model, "refreshes": self.refreshes, "generator": self.generator.get_state(),
+                "table": None if self.table is None else self.table.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.refreshes = state["refreshes"]
+        self.generator.set_state(state["generator"])
+        if state["table"] is not None:
+            saved = state["table"]
+            self.table = TransitionStore(saved["obs"].shape[1], saved["actions"].shape[1], saved["size"],
+                                         self.model.device)
+            self.table.load_state_dict(saved)
