@@ -18,7 +18,7 @@ trajectories=${2:-1024}
 agents=${3:-td3bc iql}
 model=experiments/runs/pgd/$dataset
 if [ ! -f $model/results.json ]; then
-  if [ -f $model/checkpoint.pt ]; then offrl diffusion train resume=$model
+  if [ -f $model/checkpoints/last.pt ]; then offrl diffusion train resume=$model
   else offrl diffusion train dataset=$dataset preset=cpu steps=12000 dir=$model; fi
 fi
 for seed in 0 1 2; do for agent in $agents; do for synth in none unguided pgd; do

@@ -6,6 +6,7 @@ imported. docs: README, "Architecture"."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,11 @@ def test_layer_is_not_empty(layer):
     """Each declared layer holds code (a renamed package would otherwise escape the checks silently)."""
     index = [name for name, _ in LAYERS].index(layer)
     assert any(module != "offrl" and layer_of(module) == index for module in MODULES)
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists every package directory (a new layer or subpackage is not left out of a wheel)."""
+    listed = re.search(r"^packages = \[(.*?)\]", (PACKAGE.parent / "pyproject.toml").read_text(), re.M | re.S)
+    names = set(re.findall(r'"([\w.]+)"', listed.group(1)))
+    packages = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert packages <= names, f"packages missing from pyproject.toml: {sorted(packages - names)}"

@@ -291,3 +291,23 @@ def test_resume_is_exact(small_default_dataset, tmp_path, monkeypatch):
     a, b = load_model(tmp_path / "a"), load_model(tmp_path / "b")
     for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), name
+
+
+def test_cli_train_bad_input_is_one_line_and_writes_nothing(small_default_dataset, tmp_path, capsys):
+    """offrl diffusion train runs on the trainer's machinery, so its bad input is handled like offrl train's:
+    a misspelt option, a wrong type, a bad thread count and an unwritable run directory are one line, exit 2,
+    and leave nothing behind."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    base = ["train", "dataset=idp-mixed", "size=5000", "preset=cpu", "steps=5", "device=cpu"]
+    cases = {"featurs=8": "diffusion.featurs is not a diffusion option; did you mean diffusion.features?",
+             "steps=many": "diffusion.steps",
+             "threads=0": "threads=0 must be a positive number",
+             f"dir={blocker / 'run'}": f"{blocker} is a file, not a directory"}
+    for word, expected in cases.items():
+        capsys.readouterr()
+        run_dir = [] if word.startswith("dir=") else [f"dir={tmp_path / 'run'}"]
+        assert diffusion_main([*base, *run_dir, word]) == 2, word
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (word, err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], word

@@ -107,18 +107,8 @@ def main(args: list[str]) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def _subset(text: str) -> int | None:
-    return None if text == "all" else _positive_int(text)
+    return None if text == "all" else positive_int(text)
 
 
 def analyze_command(args: list[str]) -> int:
@@ -133,8 +123,8 @@ def analyze_command(args: list[str]) -> int:
     parser.add_argument("--reference", default=None,
                         help="SACo reference dataset (default: <family>-medium-replay for generated datasets of "
                              "one family, else the first NAME)")
-    parser.add_argument("--bins", type=_positive_int, default=5, help="bin edges per dimension (default: 5)")
-    parser.add_argument("--size", type=_positive_int, default=None,
+    parser.add_argument("--bins", type=positive_int, default=5, help="bin edges per dimension (default: 5)")
+    parser.add_argument("--size", type=positive_int, default=None,
                         help="analyse the build of that many transitions of each named dataset (offrl datasets list)")
     parser.add_argument("--subset", type=_subset, default=100_000,
                         help="SACo counts the first N transitions of each dataset; 'all' for every one "

@@ -7,6 +7,7 @@ import os
 import pickle
 import random
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,21 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     """torch.save to a temp file in the same directory, fsync, then rename: a crash or a kill during
     the write never leaves a torn file, and the previous checkpoint stays valid until the rename. A
     failed write (disk full, unwritable directory) is an OffrlError naming the path."""
+
+    def write(handle) -> None:
+        torch.save({"format": FORMAT, **state}, handle)
+
+    write_atomic(path, write, "checkpoint")
+
+
+def write_atomic(path: Path, write: Callable[[Any], None], what: str) -> None:
+    """``write(binary file)`` into a temp file beside ``path``, fsync, rename over ``path``; a failure removes the
+    temp file, keeps the previous ``path`` and is an OffrlError naming it."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
-            torch.save({"format": FORMAT, **state}, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -36,8 +47,8 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass  # the directory itself is unusable
-        kept = f"; the previous checkpoint {path} is intact" if path.exists() else ""
-        raise OffrlError(f"{path}: cannot write checkpoint ({err.strerror or err}){kept}") from None
+        kept = f"; the previous {what} {path} is intact" if path.exists() else ""
+        raise OffrlError(f"{path}: cannot write {what} ({err.strerror or err}){kept}") from None
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -16,7 +16,6 @@ A run directory::
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -194,17 +193,7 @@ def run_info(state: dict[str, Any], where: Path | str) -> RunInfo:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the directory itself is unusable
-        raise OffrlError(f"{path}: cannot write ({err.strerror or err})") from None
+    checkpoint.write_atomic(path, lambda handle: handle.write(text.encode()), "run record")
 
 
 def _first_line(err: BaseException) -> str:
