@@ -73,3 +73,31 @@ def test_resume_can_extend_a_finished_run(tmp_path, small_default_dataset):
     assert main(["train", *FAST, "trainer.steps=20", "trainer.eval_every=20", f"hydra.run.dir={run}"]) == 0
     assert main(["train", f"resume={run}", "trainer.steps=40"]) == 0
     assert json.loads((run / "results.json").read_text())["steps"] == 40
+
+
+# What a resume may change (offrl.cli.train.RESUME_ACCEPTS) and what it refuses: each refused override is one line
+# naming the key, exit 2, and leaves every file of the run byte-identical.
+REFUSED = ["seed=7", "env=Pendulum-v1", "agent=bc", "agent.hidden_dims=[32,32]", "agent.actor_lr=0.1",
+           "dataset=hopper-medium", "dataset.size=100", "dataset.reward_scale=2.0", "trainer=offline_to_online",
+           "trainer.mode=online", "trainer.batch_size=64", "seeds=[0,1]", "synthetic.share=0.5"]
+
+
+def test_resume_accepts_only_its_declared_overrides(tmp_path, small_default_dataset, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "trainer.steps=20", "trainer.eval_every=20", "threads=1", f"hydra.run.dir={run}"]) == 0
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for override in REFUSED:
+        capsys.readouterr()
+        assert main(["train", f"resume={run}", override]) == 2, override
+        err = capsys.readouterr().err.strip().splitlines()
+        key = override.split("=")[0]
+        assert len(err) == 1 and f"{override} would change the run's {key} " in err[0], (override, err)
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files, override
+    # every accepted key, and keys given their run's own value (the original command with resume= added)
+    assert main(["train", f"resume={run}", *FAST, "seed=0", "trainer.steps=30", "trainer.eval_every=30",
+                 "trainer.eval_episodes=1", "trainer.eval_envs=1", "trainer.log_every=5", "trainer.checkpoint_every=10",
+                 "trainer.snapshot_policies=true", "threads=1", "device=cpu", "compile=false",
+                 "compile_mode=default"]) == 0
+    state = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert state["phases"]["offline"]["step"] == 30 and state["config"]["seed"] == 0
+    assert state["config"]["trainer"]["eval_episodes"] == 1

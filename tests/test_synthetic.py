@@ -77,6 +77,14 @@ def test_bad_synthetic_settings_are_one_line_and_write_nothing(tmp_path, model_d
     assert len(err) == 1 and message in err[0] and not run.exists()
 
 
+@pytest.mark.parametrize("group", ["pgd", "unguided"])
+def test_synthetic_group_without_a_model_is_refused(tmp_path, small_default_dataset, capsys, group):
+    run = tmp_path / "run"
+    assert main(["train", "agent=td3bc", *FAST, f"synthetic={group}", f"hydra.run.dir={run}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs synthetic.model=<dir>" in err[0] and not run.exists()
+
+
 def test_truncated_model_file_is_refused(tmp_path, model_dir, capsys):
     broken = tmp_path / "broken"
     broken.mkdir()

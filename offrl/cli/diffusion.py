@@ -130,7 +130,7 @@ def train_command(args: list[str]) -> int:
     except Interrupted as stop:
         print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
               f"offrl: continue with: offrl diffusion train resume={stop.run_dir}", file=sys.stderr)
-        return 130
+        return stop.exit_status
     val = results["val_loss"]
     print(f"offrl: trajectory model of {results['dataset']}: {results['steps']} steps at "
           f"{results['updates_per_s']:.1f} steps/s, train loss {results['train_loss']:.4f}, validation loss "

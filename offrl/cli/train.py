@@ -81,7 +81,7 @@ def main(overrides: list[str]) -> int:
         except Interrupted as stop:
             print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
                   f"offrl: continue with: offrl train resume={stop.run_dir}", file=sys.stderr)
-            status = 130
+            status = stop.exit_status
             return
         for one, where in zip(results["runs"], results["run_dirs"]) if "runs" in results else [(results, run_dir)]:
             score = one["normalized_score"]
@@ -270,20 +270,33 @@ def _first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def _check_resumable(run_dir: Path, overrides: list[str]) -> None:
-    """``resume=<dir>`` must name a run written by offrl train, and the overrides may not ask for
-    another agent or dataset than the run's; checked before anything is created."""
+# What ``resume=<dir>`` may change: how much longer the run trains, how it evaluates, logs and checkpoints, and
+# where and how fast it runs. Everything else (agent, dataset, env, seed, network sizes, trainer mode, batch
+# size, ...) defines the run: changing it is a new run.
+RESUME_ACCEPTS = ("trainer.steps", "trainer.eval_every", "trainer.eval_episodes", "trainer.eval_envs",
+                  "trainer.log_every", "trainer.checkpoint_every", "trainer.snapshot_policies", "threads", "device",
+                  "compile", "compile_mode")
 
+
+def _check_resumable(run_dir: Path, overrides: list[str]) -> None:
+    """``resume=<dir>`` must name a run written by offrl train, and the overrides may change only the keys of
+    RESUME_ACCEPTS (an override equal to the run's own value is no change); checked before anything is created."""
     try:
         base = OmegaConf.create(records.read_config(run_dir))
     except OffrlError as err:
         raise OffrlError(f"resume={run_dir}: {err}") from None
-    asked = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o and not o.startswith("-"))
-    for group in GROUPS:
-        for key in (group, f"{group}.name"):
-            if key in asked and asked[key] != str(base.get(group, {}).get("name")):
-                raise OffrlError(f"resume={run_dir}: the run trained {group} '{base[group].name}', the overrides "
-                                 f"ask for {key}={asked[key]}; start a new run for that")
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if not _ or key == "resume" or key.startswith("hydra.") or override.startswith("-") or key in RESUME_ACCEPTS:
+            continue
+        saved = base.get(key, {}).get("name") if key in GROUPS else OmegaConf.select(base, key, default=None)
+        try:
+            asked = value if key in GROUPS else OmegaConf.from_dotlist([f"v={value}"]).v
+        except Exception:  # omegaconf's grammar errors: compared as text
+            asked = value
+        if asked != saved and str(asked) != str(saved):
+            raise OffrlError(f"resume={run_dir}: {key}={value} would change the run's {key} ({saved}); a resume may "
+                             f"change only {', '.join(RESUME_ACCEPTS)}; start a new run for that")
     state = records.read_checkpoint(records.RunDir(run_dir).last)  # exists, reads, and has this offrl's format
     if "stack" in state:
         raise OffrlError(f"resume={run_dir}: this seed was trained with others in one process; continue them "
@@ -329,14 +342,9 @@ def _register_schemas() -> None:
 
 
 def _resumed_config(cfg, run_dir: Path, overrides: list[str]):
-    """The config a run was started with, plus value overrides given now (e.g. more trainer.steps)."""
-
+    """The config a run was started with, plus the overrides given now (checked by ``_check_resumable``)."""
     base = OmegaConf.create(records.read_config(run_dir))
-    changes = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
-    groups = [o for o in changes if o.split("=", 1)[0] in GROUPS]
-    if groups:
-        raise OffrlError(f"resume={run_dir}: cannot switch config groups ({groups}) when resuming a run")
-    merged = OmegaConf.merge(base, OmegaConf.from_dotlist(changes), {"resume": str(run_dir)})
-    return merged
+    changes = [o.lstrip("+") for o in overrides if o.lstrip("+").split("=", 1)[0] in RESUME_ACCEPTS]
+    return OmegaConf.merge(base, OmegaConf.from_dotlist(changes), {"resume": str(run_dir)})
 
 

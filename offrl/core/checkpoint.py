@@ -42,13 +42,14 @@ def write_atomic(path: Path, write: Callable[[Any], None], what: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError ("unexpected pos")
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass  # the directory itself is unusable
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).strip().splitlines()[0]
         kept = f"; the previous {what} {path} is intact" if path.exists() else ""
-        raise OffrlError(f"{path}: cannot write {what} ({err.strerror or err}){kept}") from None
+        raise OffrlError(f"{path}: cannot write {what} ({reason}){kept}") from None
 
 
 def load(path: Path) -> dict[str, Any]:

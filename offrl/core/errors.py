@@ -18,8 +18,10 @@ class TrainingDiverged(RuntimeError):
 
 
 class Interrupted(Exception):
-    """The user pressed Ctrl-C; the run stopped at a step boundary after writing a checkpoint."""
+    """Ctrl-C or SIGTERM: the run stopped at a step boundary after writing a checkpoint. ``exit_status`` is the
+    shell's for that signal (130 for SIGINT, 143 for SIGTERM)."""
 
-    def __init__(self, run_dir, checkpoint_path, where: str) -> None:
+    def __init__(self, run_dir, checkpoint_path, where: str, signum: int = 2) -> None:
         super().__init__(where)
         self.run_dir, self.checkpoint_path, self.where = run_dir, checkpoint_path, where
+        self.exit_status = 128 + int(signum)

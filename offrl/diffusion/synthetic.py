@@ -26,6 +26,7 @@ from offrl.diffusion.trajectory import sample
 @dataclass
 class SyntheticConfig:
     model: str | None = None  # a model directory written by `offrl diffusion train`; None: no synthetic data
+    enabled: bool = False  # set by synthetic=pgd | unguided: then a model is required
     share: float = 240 / 256  # synthetic rows per batch (PGD: 240 of 256)
     refresh_every: int = 10_000  # agent updates between regenerations (PGD's synth_dataset_lifetime)
     guidance_coef: float = 0.0  # 0: unguided; > 0: guided by the current agent (PGD's policy_guidance_coeff)

@@ -94,6 +94,8 @@ def train_trajectory_model(run: DiffusionRun, cfg: TrajectoryModelConfig, run_di
         trainer = Trainer(trainer_config(cfg, total), learner, run_dir, cfg.seed, None, info, run_config=config,
                           offline_source=WindowSource(windows, cfg.seed), dataset=store,
                           evaluation=ValidationLoss(windows, cfg.batch_size, cfg.val_batches))
+        if resume:
+            trainer.restore()  # checked before config.yaml is rewritten
         records.write_config(run_dir, config)
         log(f"offrl: {len(windows)} training / {len(windows.val_starts)} validation windows of {cfg.horizon} steps, "
             f"{windows.channels} channels; {sum(p.numel() for p in model.net.parameters()):,} parameters on "

@@ -63,6 +63,9 @@ def parse_config(cfg: DictConfig) -> tuple[RunConfig, AgentConfig, TrainerConfig
     trainer_cfg.check()
     if top.seeds is not None:
         check_seeds(top, trainer_cfg)
+    if top.synthetic.enabled and top.synthetic.model is None:
+        raise ConfigError("synthetic=pgd|unguided needs synthetic.model=<dir>, a trajectory model of this dataset "
+                          "(offrl diffusion train dataset=<name>); without it the run would train on real data only")
     if top.compile_mode not in COMPILE_MODES:
         raise ConfigError(f"compile_mode={top.compile_mode} is unknown; expected one of {list(COMPILE_MODES)}")
     return top, agent_cfg, trainer_cfg, dataset_cfg
@@ -171,6 +174,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
     with checkpoint.RunLock(run_dir):
         trainer = Trainer(trainer_cfg, agent, run_dir, top.seed, normalizer, info, store, resolved, offline_source,
                           members)
+        if top.resume is not None:
+            trainer.restore()  # a checkpoint that does not fit is refused before config.yaml is rewritten
         records.write_config(run_dir, resolved)
         for member in trainer.members:
             if member.run_dir == run_dir:

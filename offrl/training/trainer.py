@@ -16,10 +16,10 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +34,8 @@ from offrl.core.records import RunDir, RunInfo
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import BatchSource, Mixture, StoreSampler
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
-from offrl.envs import evaluate, make_vec_env, set_vec_env_state, vec_env_state
+from offrl.envs import make_vec_env, set_vec_env_state, vec_env_state
+from offrl.training.evaluation import EnvEvaluation, Evaluation, Learner
 
 MODES = ("offline", "online", "offline_to_online")
 
@@ -104,86 +105,6 @@ class Member:
     config: dict[str, Any]
     index: int | None = None
     eval_history: list[dict[str, Any]] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------- what the trainer trains and measures
-class Learner(Protocol):
-    """What the trainer trains: every agent (``offrl.agents.base.Agent``) and the trajectory diffusion model
-    (``offrl.diffusion.trajectory.TrajectoryLearner``). ``update`` takes a batch of its source and returns
-    detached metric tensors; ``artifacts`` are files (name -> state) it publishes beside each checkpoint."""
-
-    name: str
-    obs_dim: int
-    act_dim: int
-
-    def parameters(self) -> Iterator[nn.Parameter]: ...
-    def update(self, batch: Any) -> dict[str, Tensor]: ...
-    def state_dict(self) -> dict[str, Any]: ...
-    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
-    def optimizer_state(self) -> dict[str, Any]: ...
-    def load_optimizer_state(self, state: dict[str, Any]) -> None: ...
-    def artifacts(self) -> dict[str, dict[str, Any]]: ...
-
-
-class Evaluation(Protocol):
-    """How the trainer measures a learner at each evaluation: ``measure`` gives the entry's numbers, ``score``
-    orders entries (the best one is kept as checkpoints/best.pt), ``describe`` is the console text and
-    ``summary`` what results.json reports of the last entry."""
-
-    def measure(self, learner: Any, seed: int) -> dict[str, float]: ...
-    def score(self, entry: dict[str, Any]) -> float: ...
-    def describe(self, entry: dict[str, Any]) -> str: ...
-    def summary(self, last: dict[str, Any]) -> dict[str, Any]: ...
-    def close(self) -> None: ...
-
-
-class EnvEvaluation:
-    """An agent's evaluation: ``eval_episodes`` episodes of its deterministic policy on the evaluation env
-    (seeds ``seed + 100 + i`` for a member of seed ``seed``); return, normalised score, success rate."""
-
-    def __init__(self, cfg: TrainerConfig, info: DatasetInfo, normalizer: ObsNormalizer, device: torch.device) -> None:
-        if info.env_id is None:
-            raise ConfigError(
-                f"no environment to evaluate on: dataset '{info.name}' names none; set env=<gymnasium id>"
-            )
-        self.episodes, self.info, self.normalizer, self.device = cfg.eval_episodes, info, normalizer, device
-        self.envs = make_vec_env(info.env_id, min(cfg.eval_envs, cfg.eval_episodes), info.env_kwargs)
-
-    def measure(self, agent: Agent, seed: int) -> dict[str, float]:
-        @torch.no_grad()
-        def act(obs: np.ndarray) -> np.ndarray:
-            obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-            return agent.act(obs_t, deterministic=True).cpu().numpy()
-
-        result = evaluate(act, self.envs, self.episodes, seed=seed + 100)
-        entry = {"return_mean": result.return_mean, "return_std": result.return_std,
-                 "length_mean": float(result.lengths.mean())}
-        score = self.info.normalized_score(result.return_mean)
-        if score is not None:
-            entry["normalized_score"] = score
-        if result.success_rate is not None:
-            entry["success_rate"] = result.success_rate
-        return entry
-
-    def score(self, entry: dict[str, Any]) -> float:
-        return entry["return_mean"]
-
-    def describe(self, entry: dict[str, Any]) -> str:
-        shown = f"return {entry['return_mean']:.1f} +- {entry['return_std']:.1f}"
-        if "normalized_score" in entry:
-            shown += f", normalized score {entry['normalized_score']:.1f}"
-        if "success_rate" in entry:
-            shown += f", success rate {entry['success_rate']:.2f}"
-        return shown
-
-    def summary(self, last: dict[str, Any]) -> dict[str, Any]:
-        return {"normalized_score": last.get("normalized_score"), "success_rate": last.get("success_rate"),
-                "return_mean": last["return_mean"], "return_std": last["return_std"],
-                "eval_episodes": self.episodes, "ref_min_score": self.info.ref_min_score,
-                "ref_max_score": self.info.ref_max_score}
-
-    def close(self) -> None:
-        self.envs.close()
 
 
 # ---------------------------------------------------------------------- phases
@@ -386,7 +307,7 @@ class Trainer:
             raise ConfigError(f"trainer.utd={cfg.utd}: agent '{agent.name}' has no separate critic and policy "
                               "updates (critic_step, policy_step); use trainer.utd=1")
         self.phases = build_phases(cfg, agent, dataset, seed, offline_source)
-        self.evaluation = evaluation or EnvEvaluation(cfg, info, normalizer, self.device)
+        self.evaluation = evaluation or EnvEvaluation(cfg.eval_episodes, cfg.eval_envs, info, normalizer, self.device)
         # progress counters, all saved in checkpoints
         self.update_step = 0  # gradient steps in total
         self.wall_s = 0.0
@@ -396,17 +317,19 @@ class Trainer:
         self.metrics: dict[str, Tensor] = {}
         self.checkpoint_path = RunDir(self.run_dir).last
         self.stop_requested = False
+        self.stop_signal = signal.SIGINT
+        self.restored = False
 
     # ------------------------------------------------------------------ entry point
     def run(self, resume: bool = False) -> list[dict[str, Any]]:
         """Train through the phases (resuming from the last checkpoint); the results of each member."""
-        if resume:
-            self._restore(checkpoint.load(self.checkpoint_path))
+        if resume and not self.restored:
+            self.restore()
         purge = self.global_step(self._current()) if resume else None
         self.loggers = [Logger(member.run_dir, purge_step=purge) for member in self.members]
         start = time.perf_counter() - self.wall_s
         self._clock = lambda: time.perf_counter() - start
-        previous_handler = self._catch_interrupt()
+        previous_handlers = self._catch_stop_signals()
         try:
             for index, phase in enumerate(self.phases):
                 later_started = any(p.step > 0 for p in self.phases[index + 1:])
@@ -418,25 +341,28 @@ class Trainer:
             self.wall_s = self._clock()
             self._save()
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
             for logger in self.loggers:
                 logger.close()
             self.evaluation.close()
         return [self._results(member) for member in self.members]
 
-    def _catch_interrupt(self):
-        """First Ctrl-C: finish the current step, checkpoint, stop (Interrupted). Second: abort."""
+    def _catch_stop_signals(self) -> dict[int, Any]:
+        """Ctrl-C (SIGINT) or SIGTERM (what SLURM, Kubernetes and most schedulers send before they stop or
+        preempt a job): finish the current step, checkpoint, stop (Interrupted), so a requeued job resumes
+        exactly. A second signal aborts. Returns the handlers it replaced."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum, frame):
             if self.stop_requested:
                 raise KeyboardInterrupt
-            self.stop_requested = True
-            write("offrl: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+            self.stop_requested, self.stop_signal = True, signum
+            write(f"offrl: {signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                  "(a second signal aborts)")
 
-        return signal.signal(signal.SIGINT, handler)
+        return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     def _current(self) -> Phase:
         """The phase in progress (the last one once all are done)."""
@@ -474,7 +400,8 @@ class Trainer:
         if _crossed(previous, step, self.cfg.checkpoint_every) or self.stop_requested:
             self._save()
         if self.stop_requested:
-            raise Interrupted(self.run_dir, self.checkpoint_path, f"{phase.name} step {step} of {phase.steps}")
+            raise Interrupted(self.run_dir, self.checkpoint_path, f"{phase.name} step {step} of {phase.steps}",
+                              self.stop_signal)
 
     def _log(self, phase: Phase) -> None:
         step = self.global_step(phase)
@@ -573,6 +500,13 @@ class Trainer:
     def stacked(self) -> bool:
         """True when members are seeds of one stacked agent, with run directories of their own."""
         return any(member.index is not None for member in self.members)
+
+    def restore(self) -> None:
+        """Load the run's last checkpoint into the learner, phases and counters; a checkpoint that does not fit
+        this run is a ConfigError. Called by ``run(resume=True)``, or before it, to check a resume before
+        anything is written."""
+        self._restore(checkpoint.load(self.checkpoint_path))
+        self.restored = True
 
     def _restore(self, state: dict[str, Any]) -> None:
         where = f"resume from {self.checkpoint_path}"
