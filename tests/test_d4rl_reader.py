@@ -79,3 +79,22 @@ def test_infos_and_metadata_groups_are_tolerated(tmp_path):
     with h5py.File(path) as handle:
         assert "infos/qpos" in handle
     assert read_d4rl_hdf5(path).info.extra["algorithm"] == "SAC"
+
+
+@pytest.mark.parametrize("key,value", [("terminals", 0.5), ("terminals", -1.0), ("timeouts", 2.0)])
+def test_flags_other_than_0_and_1_are_refused(tmp_path, key, value):
+    raw = make_episodes([5, 4], ["terminal", "timeout"])
+    raw[key] = raw[key].astype(np.float32)
+    raw[key][2] = value
+    path = tmp_path / "flags.hdf5"
+    with h5py.File(path, "w") as f:
+        for name, array in raw.items():
+            f[name] = array
+    with pytest.raises(Exception, match=f"key '{key}' holds 1 value\\(s\\) other than 0 and 1 \\(e.g. {value:g}, "
+                                        "first at row 2\\); expected episode-end flags"):
+        read_d4rl_hdf5(path)
+    raw[key][2] = 1.0  # float flags of 0 and 1 are fine
+    with h5py.File(path, "w") as f:
+        for name, array in raw.items():
+            f[name] = array
+    assert len(read_d4rl_hdf5(path)) == 9

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -160,6 +161,40 @@ def test_unwritable_checkpoint_directory_is_named(tmp_path, small_default_datase
     (run / "checkpoints").write_text("not a directory")  # root ignores permission bits; this it cannot pass
     assert _short_run(run) == 2
     assert f"{run / 'checkpoints' / 'last.pt'}: cannot write checkpoint" in capsys.readouterr().err
+
+
+def test_any_path_a_user_can_create_trains_and_resumes(tmp_path, small_default_dataset, capsys):
+    """Spaces, commas, '=', quotes and non-ASCII in a run directory (Hydra's grammar refuses or splits such values
+    unquoted: the command line quotes path overrides)."""
+    run = tmp_path / "my runs, é's ü=1" / "run 1"
+    assert _short_run(run) == 0
+    assert main(["train", f"resume={run}", "trainer.steps=30", "trainer.eval_every=30"]) == 0
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["phases"]["offline"]["step"] == 30
+    assert [p.name for p in tmp_path.iterdir()] == ["my runs, é's ü=1"]
+    capsys.readouterr()
+    assert _short_run(run) == 2  # the hint is a command a shell runs as printed
+    assert f"offrl train resume={shlex.quote(str(run))} " in capsys.readouterr().err
+
+
+def test_a_new_run_never_overwrites_a_run(tmp_path, small_default_dataset, capsys):
+    """A directory that holds a run belongs to it: a new run pointed there (a single run, or a sweep's job) is
+    refused in one line giving the resume command, and every file of the run stays byte-identical."""
+    run = tmp_path / "run"
+    assert _short_run(run) == 0
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert _short_run(run) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{run} holds a run already; continue it with: offrl train resume={run}" in err[0]
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+    sweep = tmp_path / "sweep"
+    args = ["train", "-m", *FAST, "trainer.steps=10", "trainer.eval_every=10", "threads=1", "seed=0,1",
+            f"hydra.sweep.dir={sweep}"]
+    assert main(args) == 0
+    ours = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file() and ".hydra" not in p.parts
+            and p.suffix != ".log"}
+    assert main(args) == 2
+    assert {p: p.read_bytes() for p in ours} == ours
 
 
 def test_second_process_on_the_same_run_directory_is_refused(tmp_path, small_default_dataset, capsys):

@@ -20,9 +20,11 @@ from offrl.agents.td3bc import TD3BC
 from offrl.core.config import typed
 from offrl.core.errors import ConfigError
 
+# The one list of agents, in the order reports and tables show them: offline agents from the simplest, then the
+# online and offline-to-online ones.
 AGENTS: dict[str, type[Agent]] = {
-    "bc": BC, "td3bc": TD3BC, "sac": SAC, "prdc": PRDC, "a2pr": A2PR, "odice": ODICE, "pmoe": PMOE,
-    "iql": IQL, "expo": EXPO,
+    "bc": BC, "td3bc": TD3BC, "prdc": PRDC, "a2pr": A2PR, "odice": ODICE, "iql": IQL,
+    "sac": SAC, "pmoe": PMOE, "expo": EXPO,
 }
 
 

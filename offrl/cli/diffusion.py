@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -129,7 +130,7 @@ def train_command(args: list[str]) -> int:
         return 1
     except Interrupted as stop:
         print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
-              f"offrl: continue with: offrl diffusion train resume={stop.run_dir}", file=sys.stderr)
+              f"offrl: continue with: offrl diffusion train resume={shlex.quote(str(stop.run_dir))}", file=sys.stderr)
         return stop.exit_status
     val = results["val_loss"]
     print(f"offrl: trajectory model of {results['dataset']}: {results['steps']} steps at "

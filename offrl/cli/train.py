@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 import shutil
 import sys
 import textwrap
@@ -49,12 +50,15 @@ def main(overrides: list[str]) -> int:
         _check_resumable(Path(resume), overrides)
         if not any(o.startswith("hydra.run.dir=") for o in overrides):
             overrides += [f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
-    if not any(o in ("--cfg", "-c", "--info", "-i", "--hydra-help") for o in overrides):
-        _check_overrides(overrides)
     for override in overrides:  # Hydra would create these with a traceback where it cannot
         key, _, value = override.partition("=")
         if key in ("hydra.run.dir", "hydra.sweep.dir") and value:
             checkpoint.check_writable_dir(Path(value), "run directory")
+        if key == "hydra.run.dir" and value and not resume and not multirun:
+            _check_unowned(Path(value))
+    overrides = [_quote_path(o) for o in overrides]
+    if not any(o in ("--cfg", "-c", "--info", "-i", "--hydra-help") for o in overrides):
+        _check_overrides(overrides)
     started = time.time()
     entered = False
     status = 0
@@ -66,6 +70,8 @@ def main(overrides: list[str]) -> int:
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
+            if not cfg.resume:
+                _check_unowned(run_dir)  # a sweep's job directory too
             if cfg.resume:
                 cfg = _resumed_config(cfg, Path(cfg.resume), HydraConfig.get().overrides.task)
             results = train(cfg, run_dir, build=ensure_recipe_dataset)
@@ -80,7 +86,7 @@ def main(overrides: list[str]) -> int:
             return
         except Interrupted as stop:
             print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
-                  f"offrl: continue with: offrl train resume={stop.run_dir}", file=sys.stderr)
+                  f"offrl: continue with: offrl train resume={shlex.quote(str(stop.run_dir))}", file=sys.stderr)
             status = stop.exit_status
             return
         for one, where in zip(results["runs"], results["run_dirs"]) if "runs" in results else [(results, run_dir)]:
@@ -301,6 +307,27 @@ def _check_resumable(run_dir: Path, overrides: list[str]) -> None:
     if "stack" in state:
         raise OffrlError(f"resume={run_dir}: this seed was trained with others in one process; continue them "
                          f"together: offrl train resume={state['stack']}")
+
+
+PATH_KEYS = ("resume", "hydra.run.dir", "hydra.sweep.dir")
+
+
+def _quote_path(override: str) -> str:
+    """A path override as a quoted Hydra string, so any path a user can create (spaces, commas, quotes, non-ASCII)
+    reaches the run as it is; Hydra's grammar takes unquoted values as sweeps or refuses their characters."""
+    key, sep, value = override.partition("=")
+    if not sep or key not in PATH_KEYS or value[:1] in ("'", '"'):
+        return override
+    value = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)  # backslashes before a quote or the end
+    return f"{key}='" + value.replace("'", "\\'") + "'"
+
+
+def _check_unowned(run_dir: Path) -> None:
+    """A directory that holds a run belongs to that run: a new run there would overwrite it."""
+    if records.RunDir(run_dir).holds_run():
+        raise OffrlError(f"{run_dir} holds a run already; continue it with: offrl train "
+                         f"resume={shlex.quote(str(run_dir))} (more steps: add trainer.steps=N), or train into another "
+                         "directory")
 
 
 def _remove_unused_run_dir(run_dir: Path, since: float) -> None:

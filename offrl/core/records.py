@@ -59,6 +59,10 @@ class RunDir:
     def tb(self) -> Path:
         return self.root / "tb"
 
+    def holds_run(self) -> bool:
+        """True when a run was written here (its config, checkpoint or results): the directory belongs to it."""
+        return self.config.is_file() or self.last.is_file() or self.results.is_file()
+
     def snapshot(self, global_step: int) -> Path:
         return self.root / "snapshots" / f"step_{global_step:08d}.pt"
 

@@ -145,6 +145,9 @@ def episode_bounds(episode_ends: np.ndarray) -> np.ndarray:
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 
 
+FLAG_KEYS = ("terminals", "timeouts", "terminations", "truncations")  # 0/1 flags in D4RL and Minari files
+
+
 def check_columns(columns: dict[str, np.ndarray | None], where: str, rows_key: str = "rewards") -> int:
     """The gate every reader passes its raw columns through before converting anything: each present
     column is a numeric array (refused by dtype, so byte strings, str or object arrays are never
@@ -164,6 +167,13 @@ def check_columns(columns: dict[str, np.ndarray | None], where: str, rows_key: s
     for key, array in columns.items():
         if array is not None and len(array) != n:
             raise DatasetError(f"{where}: key '{key}' has {len(array)} rows, expected {n} (the length of '{rows_key}')")
+        if key in FLAG_KEYS and array is not None and array.dtype.kind != "b":
+            bad = ~np.isin(array, (0, 1))
+            if bad.any():
+                examples = ", ".join(f"{v:g}" for v in np.unique(array[bad])[:3])
+                first = int(np.flatnonzero(bad)[0])
+                raise DatasetError(f"{where}: key '{key}' holds {int(bad.sum())} value(s) other than 0 and 1 (e.g. "
+                                   f"{examples}, first at row {first}); expected episode-end flags")
     return n
 
 
