@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from offrl.data.cache import cache_dir
 from offrl.data.d4rl import read_d4rl_hdf5
 from offrl.generation.recipes import RECIPES
 
@@ -75,9 +76,25 @@ def test_a_damaged_dataset_file_is_one_line(tmp_path):
     path = write_d4rl_hdf5(tmp_path / "d.hdf5", {
         "observations": rng.normal(size=(n, 8)).astype(np.float32), "actions": rng.normal(size=(n, 2)).astype(
             np.float32), "rewards": rng.normal(size=n).astype(np.float32), "terminals": np.zeros(n, bool)})
-    data = bytearray(path.read_bytes())
+    intact = path.read_bytes()
+    data = bytearray(intact)
     middle = len(data) // 3
     data[middle:middle + 4096] = bytes(4096)  # zeros over compressed chunks
     path.write_bytes(bytes(data))
     with pytest.raises(DatasetError, match=r"d\.hdf5: the file is damaged, its arrays cannot be read"):
         read_d4rl_hdf5(path)
+    # the last fifth zeroed (h5py then fails while looking up keys), and a copy cut short: one line each
+    for damaged in (intact[: len(intact) * 4 // 5] + bytes(len(intact) - len(intact) * 4 // 5),
+                    intact[: len(intact) // 2]):
+        path.write_bytes(damaged)
+        with pytest.raises(DatasetError, match=r"d\.hdf5: (the file is damaged|not a readable hdf5 file)") as caught:
+            read_d4rl_hdf5(path)
+        message = str(caught.value)
+        assert "\n" not in message and ("replace it with an intact copy" in message or "not a readable" in message)
+    # a file offrl built, in the cache: the message names the command that rebuilds it
+    cached = cache_dir() / "hopper-medium-5000.hdf5"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(intact[: len(intact) * 4 // 5] + bytes(len(intact) - len(intact) * 4 // 5))
+    with pytest.raises(DatasetError, match="rebuild it with: offrl datasets build hopper-medium --size 5000 --force"):
+        read_d4rl_hdf5(cached)
+    cached.unlink()

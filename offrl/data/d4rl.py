@@ -20,6 +20,7 @@ import numpy as np
 from offrl.core.errors import DatasetError
 from offrl.core.spec import ObservationSpec
 from offrl.data.arrays import DatasetInfo, OfflineData, check_columns
+from offrl.data.cache import cache_dir
 
 # d4rl/infos.py: (REF_MIN, REF_MAX) shared by every quality and version of an environment.
 D4RL_REFERENCE_SCORES = {
@@ -41,20 +42,31 @@ def read_d4rl_hdf5(path: str | os.PathLike, name: str | None = None) -> OfflineD
         handle = h5py.File(path, "r")
     except OSError as err:
         raise DatasetError(f"{path}: not a readable hdf5 file ({err})") from None
-    with handle:
-        missing = [key for key in REQUIRED_KEYS if key not in handle]
-        if missing:
-            raise DatasetError(
-                f"{path}: missing key(s) {missing}; a D4RL file needs {list(REQUIRED_KEYS)} "
-                f"(found {sorted(handle.keys())})"
-            )
-        try:
+    try:
+        with handle:
+            missing = [key for key in REQUIRED_KEYS if key not in handle]
+            if missing:
+                raise DatasetError(
+                    f"{path}: missing key(s) {missing}; a D4RL file needs {list(REQUIRED_KEYS)} "
+                    f"(found {sorted(handle.keys())})"
+                )
             raw = {key: _read(handle, key, path) for key in (*REQUIRED_KEYS, "timeouts", "next_observations")}
             metadata = _read_metadata(handle)
-        except OSError as err:  # a damaged chunk (a write cut short, a copy gone wrong): h5py's own message
-            raise DatasetError(f"{path}: the file is damaged, its arrays cannot be read ({err}); a dataset offrl "
-                               "built is rebuilt by offrl datasets build <name> --force") from None
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        # a damaged file (a write cut short, a copy gone wrong): h5py fails in many ways, each one line here
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DatasetError(f"{path}: the file is damaged, its arrays cannot be read ({reason}); {_rebuild_hint(path)}")\
+            from None
     return _to_transitions(raw, path, name or path.stem, metadata)
+
+
+def _rebuild_hint(path: Path) -> str:
+    """How to rebuild a file offrl built (one in the dataset cache), else what to do with the user's own."""
+    if path.parent.resolve() != cache_dir().resolve():
+        return "replace it with an intact copy"
+    match = re.fullmatch(r"(.+)-(\d+)", path.stem)
+    name, size = (match.group(1), f" --size {match.group(2)}") if match else (path.stem, "")
+    return f"rebuild it with: offrl datasets build {name}{size} --force"
 
 
 def _read(handle: h5py.File, key: str, path: Path) -> np.ndarray | None:
