@@ -98,3 +98,20 @@ def test_flags_other_than_0_and_1_are_refused(tmp_path, key, value):
         for name, array in raw.items():
             f[name] = array
     assert len(read_d4rl_hdf5(path)) == 9
+
+
+def test_v0_file_without_timeouts_is_split_at_the_env_episode_limit(tmp_path):
+    """D4RL v0 files have no timeouts: d4rl's loader cuts episodes at the env's max_episode_steps, and so does
+    offrl, so no transition joins the last step of one episode to the first of the next."""
+    raw = make_episodes([1000, 1000, 400], ["timeout", "timeout", "terminal"], obs_dim=11, act_dim=3)
+    del raw["timeouts"], raw["next_observations"]
+    path = write_d4rl_hdf5(tmp_path / "hopper-v0.hdf5", raw)
+    alone = read_d4rl_hdf5(path)  # no env known: episodes end at terminals only, and the loaded line says so
+    assert alone.summary()["episodes"] == 1 and "episodes end at terminals only" in alone.describe()
+    data = load_dataset(DatasetConfig(name="hdf5", source="hdf5", path=str(path), env_id="Hopper-v5"))
+    assert data.summary()["episodes"] == 3 and data.summary()["timeouts"] == 2
+    assert "split at the env's limit of 1000 steps" in data.describe()
+    assert len(data) == 2400 - 2  # the two time-limit rows have no next observation (d4rl drops them too)
+    # every next observation is its own episode's next step (observations are 1000 * episode + step)
+    episode_of = lambda x: np.floor(x[:, 0] / 1000.0)  # noqa: E731
+    assert np.array_equal(episode_of(data.observations), episode_of(data.next_observations))

@@ -128,9 +128,12 @@ class OfflineData:
         dropped = ", ".join(f"{count} {reason}" for reason, count in s["dropped"].items() if count) or "none"
         refs = ("none" if s["ref_min_score"] is None or s["ref_max_score"] is None
                 else f"random {s['ref_min_score']:.1f}, expert {s['ref_max_score']:.1f}")
+        limit = self.info.extra.get("episode_limit", 0)
+        split = ("" if limit == 0 else "; the file has no timeouts: " + (
+            f"episodes split at the env's limit of {limit} steps" if limit else "episodes end at terminals only"))
         return (f"loaded {s['location']} ({s['source']}): {s['transitions']} transitions in {s['episodes']} episodes "
                 f"({s['terminals']} terminal, {s['timeouts']} time-limit ends) from {s['rows_read']} rows; "
-                f"dropped: {dropped}; reference returns: {refs}")
+                f"dropped: {dropped}; reference returns: {refs}{split}")
 
 
 def episode_bounds(episode_ends: np.ndarray) -> np.ndarray:

@@ -34,7 +34,10 @@ D4RL_EVAL_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walke
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 
 
-def read_d4rl_hdf5(path: str | os.PathLike, name: str | None = None) -> OfflineData:
+def read_d4rl_hdf5(path: str | os.PathLike, name: str | None = None, episode_limit: int | None = None) -> OfflineData:
+    """A D4RL-layout hdf5 file as checked transitions. A file without ``timeouts`` (D4RL's v0 files) has its
+    time-limit ends at every ``episode_limit`` steps of an episode, as d4rl's own loader splits them (from the
+    env's ``max_episode_steps``); without a limit such a file's episodes end at terminals only."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DatasetError(f"{path}: no such file (expected a D4RL-layout hdf5 file)")
@@ -57,7 +60,7 @@ def read_d4rl_hdf5(path: str | os.PathLike, name: str | None = None) -> OfflineD
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DatasetError(f"{path}: the file is damaged, its arrays cannot be read ({reason}); {_rebuild_hint(path)}")\
             from None
-    return _to_transitions(raw, path, name or path.stem, metadata)
+    return _to_transitions(raw, path, name or path.stem, metadata, episode_limit)
 
 
 def _rebuild_hint(path: Path) -> str:
@@ -89,7 +92,8 @@ def _read_metadata(handle: h5py.File) -> dict[str, Any]:
     return out
 
 
-def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, meta: dict[str, Any]) -> OfflineData:
+def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, meta: dict[str, Any],
+                    episode_limit: int | None) -> OfflineData:
     n = check_columns(raw, str(path))
     observations = _as_matrix(raw["observations"], "observations", path)
     actions = _as_matrix(raw["actions"], "actions", path)
@@ -98,7 +102,10 @@ def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, me
         raise DatasetError(f"{path}: key 'rewards' has shape {raw['rewards'].shape}, expected (N,) or (N, 1)")
     rewards = rewards[:, 0]
     terminals = _as_flags(raw["terminals"], "terminals", path)
-    timeouts = np.zeros(n, bool) if raw["timeouts"] is None else _as_flags(raw["timeouts"], "timeouts", path)
+    if raw["timeouts"] is not None:
+        timeouts = _as_flags(raw["timeouts"], "timeouts", path)
+    else:
+        timeouts = np.zeros(n, bool) if episode_limit is None else limit_ends(terminals, episode_limit)
 
     if raw["next_observations"] is not None:
         next_observations = _as_matrix(raw["next_observations"], "next_observations", path)
@@ -122,6 +129,8 @@ def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, me
 
     info = _info_from_metadata(meta, path, name)
     info.rows_read = n
+    if raw["timeouts"] is None:  # D4RL v0: the loaded line says how its episodes were split
+        info.extra["episode_limit"] = episode_limit
     if raw["next_observations"] is None:
         last_open = int(not terminals[-1] and not timeouts[-1])
         info.dropped = {"timeout rows without a next observation": int(timeouts.sum()),
@@ -135,6 +144,20 @@ def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, me
         episode_ends=episode_ends[keep],
         info=info,
     )
+
+
+def limit_ends(terminals: np.ndarray, limit: int) -> np.ndarray:
+    """Time-limit ends of a file without timeouts: the row where an episode (from the start or a terminal)
+    reaches ``limit`` steps."""
+    ends = np.zeros(len(terminals), bool)
+    step = 0
+    for i, terminal in enumerate(terminals):
+        step += 1
+        if terminal:
+            step = 0
+        elif step == limit:
+            ends[i], step = True, 0
+    return ends
 
 
 def _as_matrix(array: np.ndarray, key: str, path: Path) -> np.ndarray:

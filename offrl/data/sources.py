@@ -78,6 +78,11 @@ def load_dataset(cfg: DatasetConfig, log: Callable[[str], None] = print, build: 
     else:
         raise ConfigError(f"dataset.source='{cfg.source}' is unknown; expected one of {list(SOURCES)}")
 
+    env_id = cfg.env_id or data.info.env_id
+    if "episode_limit" in data.info.extra and env_id:  # a file without timeouts
+        limit = env_spec(env_id, where=f"{data.info.location}: evaluation env").max_episode_steps
+        if limit:
+            data = read_d4rl_hdf5(data.info.location, name=data.info.name, episode_limit=limit)
     if data.info.extra.get("dataset_form") == "goal-conditioned" and data.info.obs_spec is None:
 
         register_extra_envs()  # the goal-in-observation versions of the data's env
