@@ -108,3 +108,16 @@ def test_cli_resume_without_a_run_exits_2(tmp_path, capsys):
 
 def test_cli_unknown_command_exits_2(capsys):
     assert main(["fly"]) == 2
+
+
+def test_help_into_a_closed_pipe_is_quiet():
+    """``offrl --help | head -1``: the reader goes away early; offrl stops quietly (no BrokenPipeError traceback)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "offrl.cli", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has started up: its print finds the pipe closed
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err, err

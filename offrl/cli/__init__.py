@@ -31,14 +31,14 @@ COMMANDS = {"train": "offrl.cli.train", "datasets": "offrl.cli.datasets", "eval"
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0
-    command, rest = argv[0], argv[1:]
-    if command not in COMMANDS:
+    command, rest = (argv[0], argv[1:]) if argv else ("--help", [])
+    if command not in COMMANDS and command not in ("-h", "--help"):
         print(f"offrl: error: unknown command '{command}'; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     try:
+        if command in ("-h", "--help"):
+            print(__doc__.strip())
+            return 0
         return import_module(COMMANDS[command]).main(rest)
     except OffrlError as err:
         print(f"offrl: error: {err}", file=sys.stderr)
