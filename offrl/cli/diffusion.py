@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 from offrl.cli.parser import OneLineParser
 from offrl.core.config import typed
 from offrl.core.errors import ConfigError, Interrupted, OffrlError, TrainingDiverged
-from offrl.core.runtime import resolve_device
+from offrl.core.runtime import choose_threads, resolve_device
 from offrl.data.d4rl import write_d4rl_hdf5
 from offrl.data.sources import resolve_dataset
 from offrl.diffusion.trajectory import MODEL_FILE, TrajectoryModelConfig, load_model, sample
@@ -152,6 +152,8 @@ def _sample_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=256, help="trajectories per sampler call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the cores free at start, as offrl train)")
     return parser
 
 
@@ -178,6 +180,7 @@ def sample_command(args: list[str]) -> int:
                                                                                       and ns.steps < 1):
         raise ConfigError("--num, --batch and --steps must be positive and --horizon at least 4")
     device = resolve_device(ns.device)
+    torch.set_num_threads(choose_threads(ns.threads))
     model = load_model(ns.model, device=device)
     model_file = Path(ns.model) / MODEL_FILE if Path(ns.model).is_dir() else Path(ns.model)
     horizon = ns.horizon or model.cfg.sample_horizon
@@ -209,6 +212,8 @@ def dynamics_command(argv: list[str]) -> int:
     parser.add_argument("--horizon", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None, help="sampler steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the cores free at start, as offrl train)")
     parser.add_argument("--env", default=None, help="env to replay in (default: the model's dataset's env)")
     parser.add_argument("--out", type=Path, default=None, help="write dynamics.json and dynamics.md here")
     try:
@@ -219,6 +224,7 @@ def dynamics_command(argv: list[str]) -> int:
         bad = [c for c in ns.coef if not np.isfinite(c) or c < 0]
         if bad:
             raise OffrlError(f"--coef {bad}: guidance coefficients must be finite numbers >= 0")
+        torch.set_num_threads(choose_threads(ns.threads))
         policy = load_policy(ns.agent_run)
         model = load_model(ns.model, obs_dim=policy.agent.obs_dim, act_dim=policy.agent.act_dim)
         env_id = ns.env or (model.info or {}).get("env_id") or policy.run["env_id"]
