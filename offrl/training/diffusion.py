@@ -4,6 +4,7 @@ run. The model trains offline on windows of a dataset; its evaluation is the val
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,6 +68,9 @@ def train_trajectory_model(run: DiffusionRun, cfg: TrajectoryModelConfig, run_di
     run_dir = Path(run_dir)
     cfg.validate()
     checkpoint.check_writable_dir(run_dir, "run directory")
+    if not resume and RunDir(run_dir).holds_run():
+        raise ConfigError(f"{run_dir} holds a run already; continue it with: offrl diffusion train "
+                          f"resume={shlex.quote(str(run_dir))}, or choose another dir=")
     device = resolve_device(cfg.device)
     torch.set_num_threads(choose_threads(run.threads))
     flush_denormals()
@@ -87,9 +91,6 @@ def train_trajectory_model(run: DiffusionRun, cfg: TrajectoryModelConfig, run_di
     total = cfg.total_steps(len(windows))
     learner = TrajectoryLearner(model, total, cfg.seed)
     config = {"run": asdict(run), "model": asdict(cfg)}
-    if not resume and RunDir(run_dir).last.exists():
-        raise ConfigError(f"{run_dir} already holds a trajectory-model run; continue it with resume={run_dir} or "
-                          "choose another dir=")
     with checkpoint.RunLock(run_dir):
         trainer = Trainer(trainer_config(cfg, total), learner, run_dir, cfg.seed, None, info, run_config=config,
                           offline_source=WindowSource(windows, cfg.seed), dataset=store,
