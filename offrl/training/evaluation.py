@@ -20,7 +20,9 @@ from offrl.envs import evaluate, make_vec_env
 class Learner(Protocol):
     """What the trainer trains: every agent (``offrl.agents.base.Agent``) and the trajectory diffusion model
     (``offrl.diffusion.trajectory.TrajectoryLearner``). ``update`` takes a batch of its source and returns
-    detached metric tensors; ``artifacts`` are files (name -> state) it publishes beside each checkpoint."""
+    detached metric tensors; ``artifacts`` are files (name -> state) it publishes beside each checkpoint. The
+    schedules only agents run (online phases, ``trainer.utd`` > 1, offline pre-training) also use the agent's
+    ``act``, ``supports_utd``/``critic_update``/``policy_update`` and ``pretrain_update``."""
 
     name: str
     obs_dim: int
