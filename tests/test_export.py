@@ -116,14 +116,18 @@ def test_export_bad_input_is_one_line(tmp_path, capsys, small_default_dataset):
         [str(run), "--format", "tflite"],
         [str(run)],  # --format is required
         [str(run), "--format", "torchscript", "--checkpoint", "step_7"],
-        [str(run), "--format", "torchscript", "--out", str(tmp_path / "no" / "such" / "policy.pt")],
+        [str(run), "--format", "torchscript", "--out", str(tmp_path / "a-file" / "policy.pt")],  # not a directory
     ]
+    (tmp_path / "a-file").write_text("")
     for argv in cases:
         capsys.readouterr()
         assert main(["export", *argv]) == 2, argv
         out, err = capsys.readouterr()
         assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("offrl: error: "), (argv, err)
     assert not list(run.glob("policy_*"))
+    # a directory that does not exist yet is created
+    made = tmp_path / "new" / "dir" / "policy.pt"
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(made)]) == 0 and made.is_file()
     # the default file name, next to the run's checkpoints
     assert main(["export", str(run), "--format", "torchscript", "--checkpoint", "best"]) == 0
     record = json.loads((run / "policy_best.pt.json").read_text())

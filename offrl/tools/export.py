@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from offrl import __version__
 from offrl.agents import make_agent
+from offrl.core.checkpoint import check_writable_dir
 from offrl.core.errors import OffrlError
 from offrl.core.records import RunDir, canonical_checkpoint
 from offrl.envs import env_spaces
@@ -218,8 +219,10 @@ def export_policy(agent: nn.Module, normalizer: nn.Module, env_id: str, out: str
     out = Path(out)
     sidecar = out.with_name(out.name + ".json")
     parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OffrlError(f"--out={out}: cannot write there: the directory {parent} does not exist")
+    try:
+        check_writable_dir(parent, "directory of --out")  # created if missing, once the export is built
+    except OffrlError as err:
+        raise OffrlError(f"--out={out}: {err}") from None
     if out.is_dir():
         raise OffrlError(f"--out={out}: is a directory; expected a file name")
     training = agent.training
@@ -230,12 +233,14 @@ def export_policy(agent: nn.Module, normalizer: nn.Module, env_id: str, out: str
         record["format"] = fmt
         example = sample_observations(normalizer, 4, seed=0)
         try:
+            parent.mkdir(parents=True, exist_ok=True)
             if fmt == "torchscript":
                 export_torchscript(module, example, out, record)
             else:
                 export_onnx(module, example, out, record)
-        except OSError as err:
-            raise OffrlError(f"--out={out}: cannot write the export ({err.strerror or err})") from None
+        except (OSError, RuntimeError) as err:  # torch reports a failed write as RuntimeError
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).strip().splitlines()[0]
+            raise OffrlError(f"--out={out}: cannot write the export ({reason})") from None
         record["file"] = str(out)
         record["verification"] = verify(module, agent, normalizer, out, fmt)
     finally:
