@@ -63,7 +63,6 @@ def register_extra_envs() -> None:
     """Register the env packages offrl knows beyond gymnasium's own (gymnasium-robotics: PointMaze,
     AntMaze, ...; OGBench: manipulation and mazes), where installed. Imported on first need: they are
     slow to import and print notices."""
-
     for name in ("gymnasium_robotics", "ogbench"):
         try:
             quiet = io.StringIO()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from offrl.cli.parser import OneLineParser
@@ -58,11 +57,8 @@ def main(argv: list[str]) -> int:
         args = parse_args(list(argv))
         result = evaluate_run(args.run_dir, args.checkpoint, args.episodes, args.seed, args.video, args.env,
                               args.device, args.threads)
-    except SystemExit as exit_:  # --help
+    except SystemExit as exit_:  # --help, or a usage error already printed (OffrlErrors: offrl.cli.main prints them)
         return exit_.code if isinstance(exit_.code, int) else 0
-    except OffrlError as err:
-        print(f"offrl: error: {err}", file=sys.stderr)
-        return 2
     print(describe(result))
     if "video" in result:
         v = result["video"]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from offrl.cli.parser import OneLineParser
-from offrl.core.errors import OffrlError
 from offrl.tools.export import FORMATS, export_run
 
 
@@ -32,11 +30,8 @@ def main(argv: list[str]) -> int:
     try:
         args = parse_args(list(argv))
         record = export_run(args.run_dir, args.format, args.out, args.checkpoint)
-    except SystemExit as exit_:  # --help
+    except SystemExit as exit_:  # --help, or a usage error already printed (OffrlErrors: offrl.cli.main prints them)
         return exit_.code if isinstance(exit_.code, int) else 0
-    except OffrlError as err:
-        print(f"offrl: error: {err}", file=sys.stderr)
-        return 2
     check = record["verification"]
     checked = (f"matches the agent to {check['max_abs_diff']:.1g} (tolerance {check['tolerance']:g})"
                if check["checked"] else f"not checked: {check['reason']}")

@@ -55,7 +55,7 @@ def main(overrides: list[str]) -> int:
         if key in ("hydra.run.dir", "hydra.sweep.dir") and value:
             checkpoint.check_writable_dir(Path(value), "run directory")
         if key == "hydra.run.dir" and value and not resume and not multirun:
-            _check_unowned(Path(value))
+            records.check_unowned(value, "offrl train")  # before Hydra writes its files there
     overrides = [_quote_path(o) for o in overrides]
     if not any(o in ("--cfg", "-c", "--info", "-i", "--hydra-help") for o in overrides):
         _check_overrides(overrides)
@@ -70,8 +70,6 @@ def main(overrides: list[str]) -> int:
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
-            if not cfg.resume:
-                _check_unowned(run_dir)  # a sweep's job directory too
             if cfg.resume:
                 cfg = _resumed_config(cfg, Path(cfg.resume), HydraConfig.get().overrides.task)
             results = train(cfg, run_dir, build=ensure_recipe_dataset)
@@ -191,7 +189,6 @@ def _check_overrides(overrides: list[str]) -> None:
     the typed configs, so a misspelt group option, an unknown key (with or without ``+``) or a wrong
     type is one line naming it, with the closest valid names, before Hydra creates any directory."""
 
-
     plain = [o for o in overrides if not o.startswith("-")]
     try:
         parsed = OverridesParser.create().parse_overrides(plain)
@@ -245,7 +242,6 @@ def _suggest(word: str, options) -> str:
 
 def _composition_message(err: BaseException) -> str:
     """One line for a Hydra composition error: the override, what is wrong, the closest valid keys."""
-
     text = str(err)
     cause = err.__cause__ or err.__context__
     key = re.search(r"Could not (?:override|append to config\. An item is already at) '([^']+)'", text)
@@ -322,18 +318,9 @@ def _quote_path(override: str) -> str:
     return f"{key}='" + value.replace("'", "\\'") + "'"
 
 
-def _check_unowned(run_dir: Path) -> None:
-    """A directory that holds a run belongs to that run: a new run there would overwrite it."""
-    if records.RunDir(run_dir).holds_run():
-        raise OffrlError(f"{run_dir} holds a run already; continue it with: offrl train "
-                         f"resume={shlex.quote(str(run_dir))} (more steps: add trainer.steps=N), or train into another "
-                         "directory")
-
-
 def _remove_unused_run_dir(run_dir: Path, since: float) -> None:
     """A refused run leaves no directory behind: remove ``run_dir`` if it holds only what Hydra and
     the lock wrote in this invocation (no config.yaml, checkpoint or results), then empty parents."""
-
     if not run_dir.is_dir():
         return
     entries = list(run_dir.iterdir())
@@ -351,7 +338,6 @@ def _remove_unused_run_dir(run_dir: Path, since: float) -> None:
 def _register_schemas() -> None:
     """Typed schemas for Hydra: the YAML files in conf/ extend them (``/schema/<group>/<name>@_here_``),
     so defaults live once, in the dataclasses, and a mistyped key or value fails at composition."""
-
 
     if not OmegaConf.has_resolver("task_name"):
         # run directories are named after what was trained on: the env for online runs, else the dataset

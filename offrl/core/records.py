@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,15 @@ class RunDir:
             raise OffrlError(f"{self.root}: no checkpoint '{which}' ({path.relative_to(self.root)} not found); "
                              f"this run has: {shown}")
         return path
+
+
+def check_unowned(run_dir: str | Path, command: str) -> None:
+    """A directory that holds a run belongs to that run: a new run there would overwrite it. ``command`` is the
+    one that continues it (``offrl train``, ``offrl diffusion train``)."""
+    if RunDir(run_dir).holds_run():
+        raise OffrlError(f"{run_dir} holds a run already; continue it with: {command} "
+                         f"resume={shlex.quote(str(run_dir))} (with more steps if you like), or train into "
+                         "another directory")
 
 
 def canonical_checkpoint(which: str) -> str:

@@ -176,7 +176,6 @@ def goals_from_observations(data: OfflineData, goal_env_id: str, threshold: floa
     ``desired_goal`` slot (filled by relabelling) in the layout of ``GoalFromReset``'s observations, and
     the env becomes ``goal_env_id`` (the task's env with that wrapper)."""
 
-
     box = gym.spaces.Box(-np.inf, np.inf, (data.obs_dim,))
     spec = ObservationSpec.from_space(gym.spaces.Dict({"observation": box, "desired_goal": box}))
     expand = lambda obs: spec.flatten({"observation": obs, "desired_goal": np.zeros_like(obs)})  # noqa: E731
@@ -189,7 +188,6 @@ def goals_from_observations(data: OfflineData, goal_env_id: str, threshold: floa
 def observations_only(data: OfflineData) -> OfflineData:
     """``data`` without the ``desired_goal`` slot ``goals_from_observations`` added (what the file holds);
     other data unchanged. For analysis: the slot is empty until relabelling fills it."""
-
     spec = data.info.obs_spec
     if data.info.extra.get("dataset_form") != "goal-conditioned" or spec is None or ACHIEVED_KEY in spec.keys:
         return data

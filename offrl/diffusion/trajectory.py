@@ -217,11 +217,13 @@ class TrajectoryLearner(nn.Module):
         self.opt, self.schedule = make_optimizer(model, total_steps)
         self.generator = torch.Generator(device=model.device).manual_seed(seed)
         self.num_updates = 0
+        self.lr = torch.zeros(())  # the schedule's current lr, filled in place (no tensor made per step)
 
     def update(self, windows: Tensor) -> dict[str, Tensor]:
         loss = train_step(self.model, self.opt, self.schedule, windows, self.num_updates, self.generator)
         self.num_updates += 1
-        return {"loss": loss, "lr": torch.tensor(self.schedule.get_last_lr()[0])}
+        self.lr.fill_(self.schedule.get_last_lr()[0])
+        return {"loss": loss, "lr": self.lr}
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"num_updates": self.num_updates, "generator": self.generator.get_state(),

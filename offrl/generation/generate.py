@@ -193,7 +193,6 @@ def _cached_or_collect(family: str, quality: str, size: int, workers: int) -> di
     """The transitions of ``<family>-<quality>`` at ``size``: read from the cache when that dataset
     was built already (same seeds, so the same data), else collected."""
 
-
     path = cache_file(f"{family}-{quality}", None if size == FULL_SIZE else size)
     if not path.exists():
         return collect_policy(family, quality, size, workers)
@@ -206,7 +205,6 @@ def medium_replay(card: BehaviourCard, from_run: Path | None, size: int | None,
                   log: Callable[[str], None]) -> dict[str, np.ndarray]:
     """The behaviour run's replay buffer up to the medium snapshot (one env, so its episodes are
     contiguous). Without ``from_run`` the recorded SAC run is repeated up to that step."""
-
     steps, rows = card.medium_step, card.medium_replay_rows
     scratch = None
     if from_run is None:
@@ -241,7 +239,6 @@ def medium_replay(card: BehaviourCard, from_run: Path | None, size: int | None,
 
 def write_minari(dataset_id: str, arrays: dict[str, np.ndarray], card: BehaviourCard, recipe: dict) -> None:
     """The same transitions as a Minari dataset (replacing an older copy of the same id)."""
-
     write(dataset_id, arrays, card.env_id, algorithm="uniform random" if recipe["quality"] == "random" else "SAC",
           description=f"offrl D4RL-protocol dataset {recipe['name']} ({json.dumps(recipe)})",
           ref_min_score=card.ref_min_score, ref_max_score=card.ref_max_score,
@@ -252,7 +249,6 @@ def _replay_rows_at(run_dir: Path, env_step: int) -> int:
     """Replay rows written by ``env_step`` of a one-env online run, from its last checkpoint: each
     episode end is followed by one autoreset step that writes no row (for snapshots that predate the
     ``replay_rows`` field)."""
-
     replay = records.read_checkpoint(RunDir(run_dir).last)["phases"]["online"]["replay"]
     ends = replay["episode_ends"].numpy()
     rows = np.arange(1, len(ends) + 1)
@@ -265,7 +261,6 @@ def ship_behaviour(family: str, run_dir: Path, command: str, ref_episodes: int =
     """Pick the expert (best evaluated snapshot) and medium (the earlier snapshot whose return is
     closest to a third of the expert's) from a SAC run with ``trainer.snapshot_policies=true``, copy
     their actors to ``datasets/<family>/`` and measure the reference returns."""
-
     snapshots = sorted((Path(run_dir) / "snapshots").glob("step_*.pt"))
     if not snapshots:
         raise DatasetError(f"{run_dir}/snapshots: no policy snapshots (train with trainer.snapshot_policies=true)")

@@ -75,7 +75,6 @@ SEED = 0
 def ensure_registered() -> None:
     """Register OGBench's gymnasium ids (``import ogbench`` does it). OGBench's manipulation envs build their
     float32 action Box from float64 bounds each time it is read, and gymnasium warns on every read: silenced."""
-
     import ogbench  # noqa: F401
 
     warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered by casting to float32",
@@ -291,7 +290,6 @@ def task_goal(family: str, task: int) -> TaskGoal:
 def task_goals(family: str) -> dict[int, TaskGoal]:
     """The goals of tasks 1..5, read from one singletask env after a reset into each task (its
     ``_reward_task_id`` picks the task at reset, as the env id's own setting does)."""
-
     ensure_registered()
     env = gym.make(eval_env_id(family, 1))
     base = env.unwrapped

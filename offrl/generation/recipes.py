@@ -136,7 +136,6 @@ RECIPES: dict[str, Recipe | ogbench_gen.OGBenchRecipe | ogbench_maze.NavigateRec
 def dataset_names() -> list[str]:
     """Every dataset offrl can build: the recipes here (with the OGBench manipulation sets) and the
     D4RL-protocol generated ones."""
-
     return [*RECIPES, *(f"{family}-{quality}" for family in available_families() for quality in QUALITIES)]
 
 
@@ -166,7 +165,6 @@ def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str
                           **build_options) -> Path:
     """Path of the cached dataset ``name`` (a recipe or a generated D4RL-protocol name), building it
     first if it is not there. ``build_options`` go to the generator (workers, from_run)."""
-
     if size is not None and size <= 0:
         raise DatasetError(f"dataset '{name}': size={size} must be a positive number of transitions")
 

@@ -41,7 +41,6 @@ def default_reference(names: list[str]) -> str:
     """``<family>-medium-replay`` (the paper's choice) when every name is a generated dataset of one family
     and that dataset is among the names or already built (building it re-runs a SAC training), else the
     first name."""
-
     families = set()
     for name in names:
         try:

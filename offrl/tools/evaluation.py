@@ -76,7 +76,6 @@ class LoadedPolicy:
 def load_policy(run_dir: str | Path, which: str = "last", device: str = "cpu") -> LoadedPolicy:
     """The agent and observation normaliser of checkpoint ``which`` of a run, ready to act; tensors are
     read onto the CPU first (a checkpoint written on a GPU loads on a CPU-only machine)."""
-
     run_dir = Path(run_dir)
     path = RunDir(run_dir).checkpoint(which)
     torch_device = resolve_device(device)
@@ -103,7 +102,6 @@ def load_policy(run_dir: str | Path, which: str = "last", device: str = "cpu") -
 def check_env(env_id: str, run: dict[str, Any], where: str = "--env") -> dict[str, Any]:
     """The env kwargs to evaluate ``env_id`` with (the run's own for the run's env); an unknown id or
     spaces that do not fit the policy are OffrlErrors."""
-
     env_spec(env_id, where=where)
     kwargs = (run.get("env_kwargs") or {}) if env_id == run["env_id"] else {}
     obs_space, act_space = env_spaces(env_id, kwargs)
@@ -269,7 +267,6 @@ def evaluate_run(run_dir: str | Path, checkpoint: str = "last", episodes: int = 
                  threads: int = 1) -> dict[str, Any]:
     """Evaluate checkpoint ``checkpoint`` of a run on ``episodes`` seeded episodes (and film the first into
     ``video``); writes ``<run dir>/eval_<checkpoint>.json`` and returns what it holds."""
-
     started = time.perf_counter()
     import_mujoco()
 

@@ -84,7 +84,6 @@ def space_record(space) -> dict[str, Any]:
 def cpu_copy(agent: nn.Module) -> nn.Module:
     """``agent`` itself on the CPU, else a CPU agent built from its config and loaded with its state (the global
     random state left as it was): what is exported is always a CPU module."""
-
     if all(t.device.type == "cpu" for t in agent.state_dict().values() if isinstance(t, Tensor)):
         return agent
     with torch.random.fork_rng(devices=[]):
@@ -97,7 +96,6 @@ def build(agent: nn.Module, normalizer: nn.Module, env_id: str,
           env_kwargs: dict[str, Any] | None = None) -> tuple[ExportedPolicy, dict[str, Any]]:
     """The exportable module (on the CPU) of an agent and its observation normaliser acting in ``env_id``, and the
     record of what it expects."""
-
 
     obs_space, act_space = env_spaces(env_id, env_kwargs)
     if not isinstance(act_space, gym.spaces.Box) or not np.all(np.isfinite(act_space.low)) \

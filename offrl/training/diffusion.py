@@ -4,7 +4,6 @@ run. The model trains offline on windows of a dataset; its evaluation is the val
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 
 from offrl.core import checkpoint, records
-from offrl.core.errors import ConfigError, OffrlError
+from offrl.core.errors import OffrlError
 from offrl.core.progress import write
 from offrl.core.records import RunDir
 from offrl.core.runtime import choose_threads, flush_denormals, resolve_device
@@ -68,9 +67,8 @@ def train_trajectory_model(run: DiffusionRun, cfg: TrajectoryModelConfig, run_di
     run_dir = Path(run_dir)
     cfg.validate()
     checkpoint.check_writable_dir(run_dir, "run directory")
-    if not resume and RunDir(run_dir).holds_run():
-        raise ConfigError(f"{run_dir} holds a run already; continue it with: offrl diffusion train "
-                          f"resume={shlex.quote(str(run_dir))}, or choose another dir=")
+    if not resume:
+        records.check_unowned(run_dir, "offrl diffusion train")
     device = resolve_device(cfg.device)
     torch.set_num_threads(choose_threads(run.threads))
     flush_denormals()

@@ -89,7 +89,6 @@ def synthetic_mixture(cfg: SyntheticConfig, store: TransitionStore | None, real,
                       dataset: str, seed: int) -> Mixture:
     """Batches of ``cfg.share`` synthetic rows (a SyntheticSource over the trajectory model in ``cfg.model``,
     which must have been trained on this dataset) and real rows for the rest."""
-
     cfg.check()
     if store is None:
         raise ConfigError("synthetic.model needs offline data (dataset=<name>); online runs have none to mix")
@@ -103,12 +102,15 @@ def synthetic_mixture(cfg: SyntheticConfig, store: TransitionStore | None, real,
 
 def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder | None = None) -> dict[str, Any]:
     """Train as ``cfg`` says, in ``run_dir`` (continuing it if ``cfg.resume`` is set). Everything is
-    checked before the run directory is written to; the directory is locked while training. ``build`` makes a named
+    checked before the run directory is written to, and a directory that holds another run is refused; the directory
+    is locked while training. ``build`` makes a named
     dataset that is not in the cache yet (``offrl.generation.recipes.ensure_recipe_dataset``; the command line
     passes it); without it such a dataset is an error naming the build command."""
     run_dir = Path(run_dir)
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     top, agent_cfg, trainer_cfg, dataset_cfg = parse_config(cfg)
+    if top.resume is None:
+        records.check_unowned(run_dir, "offrl train")  # a single run's or a sweep job's directory
     device = resolve_device(top.device)
     torch.set_num_threads(choose_threads(top.threads))
     flush_denormals()
