@@ -59,6 +59,10 @@ class GoalFromReset(gym.Wrapper):
         return {"observation": obs, "desired_goal": self.goal.copy()}, reward, terminated, truncated, info
 
 
+# glfw warns on import where no X display exists (servers, containers, vector-env workers that import
+# gymnasium-robotics); offscreen rendering does not use it (MUJOCO_GL=egl|osmesa)
+warnings.filterwarnings("ignore", message=r".*The DISPLAY environment variable is missing")
+
 def register_extra_envs() -> None:
     """Register the env packages offrl knows beyond gymnasium's own (gymnasium-robotics: PointMaze,
     AntMaze, ...; OGBench: manipulation and mazes), where installed. Imported on first need: they are

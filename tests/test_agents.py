@@ -1,4 +1,4 @@
-"""BC and TD3+BC update rules, checked against the card (C.0-C.2), not just that they run."""
+"""BC and TD3+BC update rules, checked against docs/algorithms/bc.md and td3bc.md, not just that they run."""
 
 import copy
 
@@ -71,7 +71,7 @@ def test_td3bc_targets_are_polyak_averages():
         torch.testing.assert_close(t_new, 0.9 * t_old + 0.1 * p)
 
 
-def test_td3bc_actor_loss_matches_the_card():
+def test_td3bc_actor_loss_matches_the_paper():
     torch.manual_seed(0)
     agent = make_agent(TD3BCConfig(hidden_dims=[16, 16], alpha=2.5), 5, 2)
     batch = _batch()

@@ -81,11 +81,12 @@ def test_counts_saturation_and_statistics_of_a_hand_built_file(tmp_path):
     raw["actions"] = np.zeros((22, 2), np.float32)
     raw["actions"][0, 0], raw["actions"][1, 0] = 1.0, -0.995  # saturated
     raw["actions"][2, 1], raw["actions"][3, 1] = 0.98, 0.99  # not saturated, saturated
+    raw["successes"] = np.isin(np.arange(22), [12, 13])  # a task solved inside the second episode
     data = read_d4rl_hdf5(write(tmp_path, "hand", raw))
     result = analyze(data)
     assert result["transitions"] == 22
     assert result["episodes"]["count"] == 3
-    assert result["episode_ends"] == {"count": 3, "terminals": 1, "timeouts": 2}
+    assert result["episode_ends"] == {"count": 3, "terminals": 1, "timeouts": 2, "success_terminals": 2}
     assert result["episodes"]["length"] == {"min": 5.0, "mean": pytest.approx(22 / 3), "max": 10.0}
     returns = [raw["rewards"][a:b].sum(dtype=np.float64) for a, b in ((0, 10), (10, 15), (15, 22))]
     assert result["episodes"]["return"]["max"] == pytest.approx(max(returns), rel=1e-6)

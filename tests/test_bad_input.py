@@ -173,3 +173,19 @@ def test_every_reader_reports_what_it_loaded(tmp_path, minari_root):
 def read_minari_summary() -> dict:
     _minari_dataset("test/good/data-v0")
     return read_minari("test/good/data-v0").summary()
+
+
+def test_actions_outside_the_env_bounds_are_counted_and_refused_where_an_agent_cannot_learn_them(tmp_path, capsys):
+    raw = make_episodes([30, 30], ["timeout", "timeout"], obs_dim=3, act_dim=1)  # Pendulum's shapes
+    raw["actions"] = raw["actions"] * 2.0  # Pendulum's bounds are [-2, 2]
+    raw["actions"][[4, 40]] = 50.0
+    path = write_d4rl_hdf5(tmp_path / "wide.hdf5", raw, {"env_id": "Pendulum-v1"})
+    before = path.read_bytes()
+    args = ["train", "dataset=hdf5", f"dataset.path={path}", "trainer.steps=2", "trainer.eval_episodes=1",
+            "agent.hidden_dims=[16,16]", "device=cpu", "threads=1"]
+    assert main([*args, "agent=bc", f"hydra.run.dir={tmp_path / 'bc'}"]) == 0
+    assert "2 rows with actions outside the env's bounds" in capsys.readouterr().out
+    assert main([*args, "agent=expo", f"hydra.run.dir={tmp_path / 'expo'}"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "2 rows have actions outside the bounds of Pendulum-v1" in err
+    assert "agent=expo" in err and "bc" in err and not (tmp_path / "expo").exists() and path.read_bytes() == before

@@ -2,6 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
+from offrl.core.errors import DatasetError
 from offrl.data.d4rl import D4RL_REFERENCE_SCORES, read_d4rl_hdf5, write_d4rl_hdf5
 from offrl.data.sources import DatasetConfig, load_dataset
 from tests.conftest import make_episodes
@@ -115,3 +116,16 @@ def test_v0_file_without_timeouts_is_split_at_the_env_episode_limit(tmp_path):
     # every next observation is its own episode's next step (observations are 1000 * episode + step)
     episode_of = lambda x: np.floor(x[:, 0] / 1000.0)  # noqa: E731
     assert np.array_equal(episode_of(data.observations), episode_of(data.next_observations))
+
+
+def test_values_beyond_float32_are_named_not_read_as_inf(tmp_path):
+    raw = make_episodes([5, 4], ["terminal", "timeout"])
+    raw["rewards"] = raw["rewards"].astype(np.float64)
+    raw["rewards"][3] = 1e300
+    path = tmp_path / "huge.hdf5"
+    with h5py.File(path, "w") as f:
+        for name, array in raw.items():
+            f[name] = array
+    with pytest.raises(DatasetError, match=r"key 'rewards' holds 1 value\(s\) outside float32's range \(e.g. 1e\+300 "
+                                           r"at index \(3,\)\); expected magnitudes below 3.4e\+38"):
+        read_d4rl_hdf5(path)

@@ -1,4 +1,4 @@
-"""EXPO (card C.7): the on-the-fly argmax, bounded edits, the TD target, which parameters each step trains,
+"""EXPO (docs/algorithms/expo.md): the on-the-fly argmax, bounded edits, the TD target, what each step trains,
 the base policy's EMA, the UTD minibatches through the trainer, config ranges and the command contract."""
 
 import json

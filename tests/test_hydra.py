@@ -25,7 +25,7 @@ def composer():
 def test_default_config_composes(composer):
     cfg = composer("config")
     assert cfg.agent.name == "td3bc" and cfg.dataset.name == "idp-mixed" and cfg.trainer.mode == "offline"
-    assert cfg.agent.alpha == 2.5  # the card's default comes from the dataclass schema
+    assert cfg.agent.alpha == 2.5  # the paper's default comes from the dataclass schema
 
 
 @pytest.mark.parametrize("group,option", [("agent", "bc"), ("trainer", "offline"), ("trainer", "online"),

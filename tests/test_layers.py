@@ -1,7 +1,7 @@
 """The package's layers: every module imports only its own layer and the layers below it, there are no import
 cycles, the library never imports the command line, and an import inside a function is kept only for an optional
 or heavy third-party dependency (the list below says why each one is deferred). Read from the source: nothing is
-imported. docs: README, "Architecture"."""
+imported. docs: docs/architecture.md (the Design page)."""
 
 from __future__ import annotations
 

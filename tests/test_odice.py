@@ -1,4 +1,4 @@
-"""O-DICE (card C.6): the orthogonal-gradient mathematics and the policy weights."""
+"""O-DICE (docs/algorithms/odice.md): the orthogonal-gradient mathematics and the policy weights."""
 
 import pytest
 import torch
@@ -65,7 +65,7 @@ def test_value_step_applies_the_mode_gradient(mode):
         torch.testing.assert_close(p.grad, g)
 
 
-def test_pearson_f_star_and_policy_weights_follow_the_card():
+def test_pearson_f_star_and_policy_weights_follow_the_official_code():
     y = torch.tensor([-3.0, -2.0, -1.0, 0.0, 0.5, 150.0])
     expected = torch.tensor([-1.0, -1.0, -0.75, 0.0, 0.5625, 150 + 150**2 / 4])  # y + y^2/4 for y >= -2, else -1
     torch.testing.assert_close(f_star(y, "pearson_chi2"), expected)
@@ -86,7 +86,7 @@ def test_policy_loss_is_the_weighted_negative_log_likelihood():
     torch.testing.assert_close(metrics["actor_loss"], expected.detach())
 
 
-def test_networks_and_defaults_match_the_card():
+def test_networks_and_defaults_match_the_official_code():
     agent = make_agent({"name": "odice"}, 11, 3)
     assert agent.value.n == 2 and agent.value.norm_weights is not None  # twin V with LayerNorm
     assert agent.actor.mean[0].out_features == 1024 and agent.actor.log_std.shape == (3,)

@@ -1,4 +1,4 @@
-"""PMOE (card C.9): the mixture policy's densities and sampling, and the estimator's gradient paths."""
+"""PMOE (docs/algorithms/pmoe.md): the mixture policy's densities and sampling, and the estimator's gradient paths."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""PRDC (card C.4) and A2PR (card C.5): the algorithm, not just that it runs."""
+"""PRDC (docs/algorithms/prdc.md) and A2PR (docs/algorithms/a2pr.md): the algorithm, not just that it runs."""
 
 import numpy as np
 import pytest
@@ -82,7 +82,7 @@ def _a2pr(**changes):
     return make_agent(cfg, 4, 2)
 
 
-def test_a2pr_networks_match_the_card():
+def test_a2pr_networks_match_the_official_code():
     agent = make_agent({"name": "a2pr"}, 11, 3)
     assert sum(isinstance(m, torch.nn.Linear) for m in agent.actor.modules()) == 4  # 3 hidden + output
     assert len(agent.critic.net.layers) == 5 and agent.critic.n == 2  # 4 hidden + output, twin
@@ -90,7 +90,7 @@ def test_a2pr_networks_match_the_card():
     assert agent.vae.encoder[0].out_features == 750 and agent.vae.encoder[-1].out_features == 2 * 2 * 3
 
 
-def test_a2pr_gradients_flow_where_the_card_says():
+def test_a2pr_actor_step_trains_only_the_actor():
     store = _store()
     batch = store.sample(64)
     agent = _a2pr()

@@ -123,7 +123,7 @@ def test_a_torn_temp_file_from_a_killed_write_does_not_break_resume(tmp_path, sm
     assert _short_run(run) == 0
     last = run / "checkpoints" / "last.pt"
     before = last.read_bytes()
-    torn = run / "checkpoints" / ".last.pt.tmp"
+    torn = run / "checkpoints" / ".last.12345.tmp.pt"
     torn.write_bytes(before[: len(before) // 3])  # what a kill in the middle of torch.save leaves
     assert main(["train", f"resume={run}", "trainer.steps=30"]) == 0
     assert checkpoint.load(last)["phases"]["offline"]["step"] == 30 and not torn.exists()
@@ -151,7 +151,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, small_de
     assert code == 2 and f"{last}: cannot write checkpoint (" in err and reason in err, err
     assert "previous checkpoint" in err and "Traceback" not in err
     monkeypatch.undo()
-    assert last.read_bytes() == before and not list(last.parent.glob(".*tmp"))
+    assert last.read_bytes() == before and not list(last.parent.glob(".*tmp*"))
     assert checkpoint.load(last)["phases"]["offline"]["step"] == 20
 
 
@@ -394,3 +394,75 @@ def test_utd_schedule_runs_the_critic_on_each_minibatch_and_the_policy_once(tmp_
                  "trainer.steps=60", "trainer.utd=3", "trainer.eval_every=60", "trainer.eval_episodes=1",
                  "threads=1", f"hydra.run.dir={run}"]) == 0
     assert main(["train", "agent=td3bc", "trainer.utd=2", *FAST, f"hydra.run.dir={tmp_path / 'no'}"]) == 2
+
+
+# ---------------------------------------------------------------------- sweeps: Ctrl-C, SIGTERM, resume
+SWEEP_JOB = ["agent=sac", *ONLINE, "trainer.steps=800", "trainer.checkpoint_every=100", "trainer.eval_every=800"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_sweep_job(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    assert main(["train", *SWEEP_JOB, f"hydra.run.dir={run}"]) == 0
+    return run
+
+
+def _start_sweep(args: list[str], sweep: Path) -> subprocess.Popen:
+    """A sweep in its own process group, with Ctrl-C's default action (a shell's background job ignores it)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "offrl.cli", "train", "-m", *args, f"hydra.sweep.dir={sweep}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for(condition, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 180
+    while not condition() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+
+
+@pytest.mark.parametrize("target", ["parent", "group"])
+def test_ctrl_c_to_a_parallel_sweep_checkpoints_every_job_and_the_sweep_resumes(tmp_path, target,
+                                                                               uninterrupted_sweep_job):
+    """Ctrl-C reaches a local sweep's parent only (kill -INT) or its whole process group (a terminal's Ctrl-C):
+    every job in progress saves a checkpoint, jobs not started are skipped, the command names the resume; the resumed
+    sweep ends with the uninterrupted results."""
+    sweep = tmp_path / "sweep dir"  # a space: the resume hint must still work
+    proc = _start_sweep(["hydra/launcher=local", "hydra.launcher.n_jobs=2", *SWEEP_JOB, "seed=3,4,5"], sweep)
+    _wait_for(lambda: len(list(sweep.glob("*/checkpoints/last.pt"))) == 2, proc)
+    if target == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"continue the sweep with: offrl train resume={shlex.quote(str(sweep))}" in err
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    assert [d.name.split("_")[0] for d in jobs] == ["0", "1"], "the job not started leaves no directory"
+    assert not (sweep / ".offrl-sweep").exists()
+    for job in jobs:
+        assert checkpoint.load(job / "checkpoints" / "last.pt")["phases"]["online"]["step"] < 800
+        assert not (job / "results.json").exists()
+    assert main(["train", f"resume={sweep}"]) == 0
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    assert len(jobs) == 3 and all((d / "results.json").is_file() for d in jobs)
+    _assert_same_run(next(d for d in jobs if d.name.endswith("seed3")), uninterrupted_sweep_job)
+    assert main(["train", f"resume={sweep}"]) == 0  # a finished sweep: every job says so, nothing changes
+
+
+def test_sigterm_to_a_submitit_job_checkpoints_and_the_sweep_resumes_exactly(tmp_path, uninterrupted_sweep_job):
+    """The cluster path with submitit's local executor (SLURM's machinery, run here): SIGTERM to the job's process,
+    as a scheduler sends before preempting it, checkpoints; resuming the sweep gives the uninterrupted result."""
+    sweep = tmp_path / "sweep"
+    proc = _start_sweep(["hydra/launcher=submitit_local", *SWEEP_JOB], sweep)
+    _wait_for(lambda: list(sweep.glob("*/checkpoints/last.pt")), proc)
+    job_pids = [int(p.name.removeprefix("job-")) for p in (sweep / ".offrl-sweep").glob("job-*")]
+    assert len(job_pids) == 1 and job_pids[0] != proc.pid
+    os.kill(job_pids[0], signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1 and "continue the sweep with" in err, err
+    job = next(d for d in sweep.iterdir() if d.name.startswith("0_"))
+    assert not (job / "results.json").exists()
+    assert main(["train", f"resume={sweep}"]) == 0
+    _assert_same_run(job, uninterrupted_sweep_job)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -302,15 +303,16 @@ def test_empty_input_garbage_results_and_bad_options_exit_2_with_one_line(tmp_pa
 
 
 def _make_readme_tables():
-    """experiments/make_readme_tables.py as a module (it is a script, not part of the package)."""
+    """benchmarks/make_tables.py as a module (it is a script, not part of the package)."""
     spec = importlib.util.spec_from_file_location(
-        "make_readme_tables", Path(__file__).resolve().parent.parent / "experiments" / "make_readme_tables.py")
+        "make_tables", Path(__file__).resolve().parent.parent / "benchmarks" / "make_tables.py")
     tables = importlib.util.module_from_spec(spec)
+    sys.modules["make_tables"] = tables  # its dataclasses look their module up there
     spec.loader.exec_module(tables)
     return tables
 
 
-def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
+def test_make_tables_from_archived_records(runs, tmp_path, capsys):
     tables = _make_readme_tables()
     shutil.copytree(runs / "a", tmp_path / "runs" / "offline_table")
     # a summary from before records: its cells fill those the records lack (marked), records win over it
@@ -320,11 +322,10 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
         {"agent": "prdc", "dataset": "idp-mixed", "mean": 5.0, "std": 1.0},
         {"agent": "bc", "dataset": "hopper-medium", "mean": 70.0, "std": 2.0}]}))
     readme = tmp_path / "README.md"
-    readme.write_text("before\n\n| dataset | TQ | BC | TD3+BC | PRDC |\n|---|---:|---:|---:|---:|\n"
-                      "| old | | 1 | 2 | 3 |\n\nafter\n")
-    records = tmp_path / "records"
-    assert tables.main(["--runs", str(tmp_path / "runs"), "--records", str(records), "--archive", "--out",
-                        str(tmp_path / "reports"), "--reps", REPS, "--readme", str(readme), "--write-readme",
+    readme.write_text("before\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\nafter\n")
+    records, docs = tmp_path / "records", tmp_path / "docs"
+    assert tables.main(["--runs", str(tmp_path / "runs"), "--records", str(records), "--archive", "--reports",
+                        str(tmp_path / "reports"), "--reps", REPS, "--readme", str(readme), "--docs", str(docs),
                         "--only", "offline_table"]) == 0
     # the records are the runs' results.json, config.yaml and training diagnostics only; the report reads
     # nothing else
@@ -342,15 +343,23 @@ def test_make_readme_tables_from_archived_records(runs, tmp_path, capsys):
     report = json.loads((tmp_path / "reports" / "offline_table" / "report.json").read_text())
     bc, td3bc = (next(g for g in report["groups"] if g["agent"] == a) for a in ("bc", "td3bc"))
     assert (bc["n"], td3bc["n"]) == (3, 2)
-    row = (f"| idp-mixed |  | {bc['mean']['point']:.1f} +- {bc['std']:.1f} | "
-           f"{td3bc['mean']['point']:.1f} +- {td3bc['std']:.1f} (n=2) | 5.0 +- 1.0 \u2020 |")
-    assert row in capsys.readouterr().out
+    # the table, with its caption, as a fragment the results page includes (mean \u00b1 std as the pages show it)
+    table = (docs / "results" / "_tables" / "offline_table.md").read_text()
+    row = (f"| idp-mixed |  | {bc['mean']['point']:.1f} \u00b1 {bc['std']:.1f} | "
+           f"{td3bc['mean']['point']:.1f} \u00b1 {td3bc['std']:.1f} (n=2) | 5.0 \u00b1 1.0 \u2020 |")
+    assert ("| dataset | TQ | BC | TD3+BC | PRDC |\n|---|---:|---:|---:|---:|\n"
+            "| hopper-medium | 0.42 | 70.0 \u00b1 2.0 \u2020 |  |  |\n" + row) in table
+    assert "**Offline agents" in table and "Budget: 10,000 gradient steps" in table
+    # each agent's rows for its algorithm page, with the budget beside every number
+    assert "| idp-mixed | " in (docs / "algorithms" / "_results" / "bc.md").read_text()
+    assert "30 updates (0.003% of 1M)" in (docs / "algorithms" / "_results" / "bc.md").read_text()
+    # the README's block is rewritten between its markers, the text around it left alone
     text = readme.read_text()
-    assert text.startswith("before\n\n| dataset | TQ | BC | TD3+BC | PRDC |\n|---|---:|---:|---:|---:|\n"
-                           "| hopper-medium | 0.42 | 70.0 +- 2.0 \u2020 |  |  |\n" + row)
-    assert "| old |" not in text and text.endswith("\n\nafter\n")
-    assert tables.main(["--records", str(records), "--out", str(tmp_path / "again"), "--reps", REPS,
-                        "--only", "offline_table"]) == 0
+    assert text.startswith("before\n\n<!-- results:start -->\n| agent |")
+    assert text.endswith("<!-- results:end -->\n\nafter\n")
+    assert "old" not in text
+    assert tables.main(["--records", str(records), "--reports", str(tmp_path / "again"), "--reps", REPS,
+                        "--docs", str(tmp_path / "docs2"), "--readme", str(readme), "--only", "offline_table"]) == 0
     assert json.loads((tmp_path / "again" / "offline_table" / "report.json").read_text())["groups"] == report["groups"]
 
 
@@ -450,22 +459,22 @@ def test_synthetic_table_takes_pre_records_cells_the_records_lack():
 
 
 def test_experiment_scripts_train_once_skips_finished_runs_and_resumes_stopped_ones(tmp_path):
-    """experiments/lib.sh's train_once, with a stand-in `offrl` that logs its arguments."""
+    """benchmarks/lib.sh's train_once, with a stand-in `offrl` that logs its arguments."""
     import subprocess
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "offrl").write_text('#!/bin/sh\necho "$@" >> "$LOG"\n')
     (bin_dir / "offrl").chmod(0o755)
-    for finished in ("experiments/records/x/recorded/results.json", "experiments/runs/x/done/results.json",
-                     "experiments/runs/x/stopped/checkpoints/last.pt", "experiments/runs/x/fresh/stale.txt"):
+    for finished in ("benchmarks/records/x/recorded/results.json", "benchmarks/runs/x/done/results.json",
+                     "benchmarks/runs/x/stopped/checkpoints/last.pt", "benchmarks/runs/x/fresh/stale.txt"):
         (tmp_path / finished).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / finished).write_text("{}")
-    lib = Path(__file__).resolve().parent.parent / "experiments" / "lib.sh"
+    lib = Path(__file__).resolve().parent.parent / "benchmarks" / "lib.sh"
     script = (f"source {lib}; for run in recorded done stopped fresh; do train_once x $run seed=1 'a b=c'; done")
     log = tmp_path / "log"
     subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True,
                    env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log)})
-    assert log.read_text().splitlines() == ["train resume=experiments/runs/x/stopped",
-                                            "train seed=1 a b=c hydra.run.dir=experiments/runs/x/fresh"]
-    assert not (tmp_path / "experiments/runs/x/fresh/stale.txt").exists()  # a run without a checkpoint restarts
+    assert log.read_text().splitlines() == ["train resume=benchmarks/runs/x/stopped",
+                                            "train seed=1 a b=c hydra.run.dir=benchmarks/runs/x/fresh"]
+    assert not (tmp_path / "benchmarks/runs/x/fresh/stale.txt").exists()  # a run without a checkpoint restarts

@@ -1,4 +1,4 @@
-"""SAC (card C.3) and the online / offline-to-online trainer paths."""
+"""SAC (docs/algorithms/sac.md) and the online / offline-to-online trainer paths."""
 
 import copy
 import json

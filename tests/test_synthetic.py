@@ -8,6 +8,7 @@ import torch
 
 from offrl.cli import main
 from offrl.core import checkpoint
+from offrl.data.cache import cache_file
 from tests.conftest import FAST, SMALL_SIZE
 
 
@@ -67,7 +68,7 @@ def test_guidance_changes_the_regenerated_data(tmp_path, model_dir):
 
 @pytest.mark.parametrize("change,message", [
     (["synthetic.model=/nonexistent/model"], "no such model directory"),
-    (["synthetic.guidance_coef=nan"], "synthetic.guidance_coef=nan must be a finite number"),
+    (["synthetic.guidance_coef=nan"], "synthetic.guidance_coef=nan: expected a finite number >= 0"),
     (["dataset.size=4000"], "the model was trained for another dataset"),
 ])
 def test_bad_synthetic_settings_are_one_line_and_write_nothing(tmp_path, model_dir, capsys, change, message):
@@ -75,6 +76,7 @@ def test_bad_synthetic_settings_are_one_line_and_write_nothing(tmp_path, model_d
     assert main([*_args(model_dir, run), *change]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("offrl: error:")]
     assert len(err) == 1 and message in err[0] and not run.exists()
+    assert not cache_file("idp-mixed", 4000).exists()  # a model of another dataset is refused before building it
 
 
 @pytest.mark.parametrize("group", ["pgd", "unguided"])

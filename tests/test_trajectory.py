@@ -1,4 +1,4 @@
-"""Policy-guided diffusion's trajectory side (card C.8): windows, normalisation, decoding, the EDM trajectory
+"""PGD's trajectory side (docs/algorithms/pgd.md): windows, normalisation, decoding, the EDM trajectory
 model (save/load, guidance, reproducibility) and ``offrl diffusion train/sample``."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def expected_starts(lengths, ends, horizon, stride) -> set[int]:
     return starts
 
 
-def test_windows_stay_inside_episodes_and_follow_the_card(tmp_path):
+def test_windows_stay_inside_episodes_and_follow_pgds_rules(tmp_path):
     store = episode_store(tmp_path)
     horizon, stride = 8, 3
     windows = TrajectoryWindows(store, horizon, stride, val_fraction=0.0)
@@ -300,9 +300,9 @@ def test_cli_train_bad_input_is_one_line_and_writes_nothing(small_default_datase
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     base = ["train", "dataset=idp-mixed", "size=5000", "preset=cpu", "steps=5", "device=cpu"]
-    cases = {"featurs=8": "diffusion.featurs is not a diffusion option; did you mean diffusion.features?",
-             "steps=many": "diffusion.steps",
-             "threads=0": "threads=0 must be a positive number",
+    cases = {"featurs=8": "featurs is not an option; did you mean features?",
+             "steps=many": "steps: Value 'many'",
+             "threads=0": "threads=0: expected a positive integer",
              f"dir={blocker / 'run'}": f"{blocker} is a file, not a directory"}
     for word, expected in cases.items():
         capsys.readouterr()

@@ -17,7 +17,7 @@ from offrl.agents.pmoe import PMOE
 from offrl.agents.prdc import PRDC
 from offrl.agents.sac import SAC
 from offrl.agents.td3bc import TD3BC
-from offrl.core.config import typed
+from offrl.core.config import typed, validate
 from offrl.core.errors import ConfigError
 
 # The one list of agents, in the order reports and tables show them: offline agents from the simplest, then the
@@ -29,7 +29,7 @@ AGENTS: dict[str, type[Agent]] = {
 
 
 def agent_config(cfg: dict[str, Any] | Any) -> AgentConfig:
-    """Typed config for ``cfg['name']``; an unknown key or a wrong type is a ConfigError."""
+    """Typed config for ``cfg['name']``; an unknown key, a wrong type or a value out of range is a ConfigError."""
     raw = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     name = raw.get("name")
     if name not in AGENTS:
@@ -38,7 +38,13 @@ def agent_config(cfg: dict[str, Any] | Any) -> AgentConfig:
 
 
 def make_agent(cfg: dict[str, Any] | AgentConfig | Any, obs_dim: int, act_dim: int, device: str = "cpu") -> Agent:
-    config = cfg if isinstance(cfg, AgentConfig) else agent_config(cfg)
+    """The agent ``cfg`` names, its config checked (``offrl.core.config.validate``) whether given as a dict, a
+    Hydra node or a config instance."""
+    if isinstance(cfg, AgentConfig):
+        validate(cfg, "agent")
+        config = cfg
+    else:
+        config = agent_config(cfg)
     with torch.device(device):  # build parameters (and fused optimisers) directly on the device
         return AGENTS[config.name](config, obs_dim, act_dim)
 

@@ -1,7 +1,7 @@
-"""A2PR (Liu et al., ICML 2024; card C.5): TD3+BC whose BC target is chosen per sample by advantage.
+"""A2PR (Liu et al., ICML 2024; docs/algorithms/a2pr.md): TD3+BC whose BC target is chosen per sample by advantage.
 
 One iteration (batch B, normalised states):
-  (1) critic: the TD3 step of card C.0, y = r + gamma (1 - d) min_j Q_target_j(s', a')
+  (1) critic: the TD3 step (docs/algorithms/td3bc.md#the-td3-backbone), y = r + gamma (1 - d) min_j Q_target_j(s', a')
   (2) value:  y_V = min(y, r + gamma (1 - d) min_j Q_j(s', a')) with the *updated* critic;
               L_V = MSE(V(s), y_V)                              (v = V(s) before this step is kept)
   (3) VAE:    L = mean(w_vae 1[Q_1(s, a) > v] (a^ - a)^2) + 0.5 KL,   (a^, mu, sigma) = VAE(s, a)
@@ -16,12 +16,13 @@ switches to the clean regression variant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from offrl.agents.td3bc import TD3BC, TD3BCConfig
+from offrl.core.config import non_negative, positive, widths
 from offrl.core.nets import VAE, mlp, polyak_update
 from offrl.core.optim import adam
 from offrl.data.store import Batch
@@ -30,14 +31,14 @@ from offrl.data.store import Batch
 @dataclass
 class A2PRConfig(TD3BCConfig):
     name: str = "a2pr"
-    hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256])  # actor
-    critic_hidden_dims: list[int] | None = field(default_factory=lambda: [256, 256, 256, 256])  # critics, V
-    vae_hidden_dims: list[int] = field(default_factory=lambda: [750, 750])
-    value_lr: float = 3e-4
-    vae_lr: float = 1e-3  # PyTorch's Adam default, as in the official code
-    mask: float = 0.5  # weight of each satisfied advantage indicator in the BC term
-    vae_weight: float = 1.0
-    kl_weight: float = 0.5
+    hidden_dims: list[int] = widths([256, 256, 256])  # actor
+    critic_hidden_dims: list[int] | None = widths([256, 256, 256, 256])  # critics, V
+    vae_hidden_dims: list[int] = widths([750, 750])  # VAE encoder and decoder
+    value_lr: float = positive(3e-4)  # Adam learning rate of V
+    vae_lr: float = positive(1e-3)  # Adam learning rate of the VAE (PyTorch's default, as in the official code)
+    mask: float = non_negative(0.5)  # weight of each satisfied advantage indicator in the BC term
+    vae_weight: float = non_negative(1.0)  # weight of the VAE reconstruction of positive-advantage actions
+    kl_weight: float = non_negative(0.5)  # weight of the VAE's KL term (fixed in the official code)
     detach_target: bool = False  # True: stop gradients through the VAE-chosen BC target (not the paper code)
 
 

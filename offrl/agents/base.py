@@ -19,19 +19,20 @@ and the UTD schedule splits ``iteration`` into ``critic_step`` (on each minibatc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from offrl.core.config import widths
 from offrl.data.store import Batch, TransitionStore
 
 
 @dataclass
 class AgentConfig:
-    name: str = "?"
-    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    name: str = "?"  # the agent's registry name: agent=<name> (offrl.agents.AGENTS)
+    hidden_dims: list[int] = widths([256, 256])  # hidden layer widths of the MLPs
     normalize_states: bool = True  # standardise states with dataset statistics (TD3+BC convention)
 
 
@@ -44,7 +45,7 @@ class Agent(nn.Module):
     # ``critic_step`` and ``policy_step`` (tests/test_compile.py counts the graphs of every agent).
     compiled_methods: ClassVar[tuple[str, ...]] = ("iteration",)
     # std of the Gaussian that ``log_prob`` puts around a deterministic actor's action (PGD's
-    # det_guidance, card C.8: a unit Gaussian); an instance may set its own.
+    # det_guidance: a unit Gaussian; docs/algorithms/pgd.md#implementation-notes); an instance may set its own.
     log_prob_std: float = 1.0
     # True: the update is written for a leading seed axis (losses reduced over the trailing batch dims
     # only, noise from noise_like), so offrl.training.seeds.stack_agents can train K seeds in one process.
@@ -52,6 +53,9 @@ class Agent(nn.Module):
     # True: the policy's loss reads ``Batch.actor_obs``, so a batch source may give the policy observations
     # of its own (goal relabelling's ``dataset.relabel.policy``: the policy's goals apart from the values')
     policy_goals: ClassVar[bool] = False
+    # True: the update evaluates dataset actions where only [-1, 1] exists (a tanh-squashed density, a clipped
+    # sampler), so a dataset whose actions exceed the env's bounds is refused rather than silently clipped
+    needs_actions_in_bounds: ClassVar[bool] = False
 
     def __init__(self, cfg: AgentConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__()

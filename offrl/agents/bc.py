@@ -1,4 +1,4 @@
-"""Behaviour cloning (card C.1): a deterministic policy regressed onto dataset actions.
+"""Behaviour cloning (docs/algorithms/bc.md): a deterministic policy regressed onto dataset actions.
 
     L_BC = E_B || pi_theta(s) - a ||^2      (mean over batch and action dims)
 """
@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from offrl.agents.base import Agent, AgentConfig
+from offrl.core.config import positive
 from offrl.core.nets import DeterministicActor
 from offrl.core.optim import adam
 from offrl.data.store import Batch
@@ -19,7 +20,7 @@ from offrl.data.store import Batch
 @dataclass
 class BCConfig(AgentConfig):
     name: str = "bc"
-    lr: float = 3e-4
+    lr: float = positive(3e-4)  # Adam learning rate of the policy
 
 
 class BC(Agent):

@@ -1,4 +1,4 @@
-"""EXPO, Expressive Policy Optimization (Dong, Li, Sadigh, Finn 2025; card C.7): online RL with offline data.
+"""EXPO, Expressive Policy Optimization (Dong et al. 2025; docs/algorithms/expo.md): online RL with offline data.
 
 Never back-propagates Q through the diffusion chain. Three learners and one selection rule:
 
@@ -20,7 +20,7 @@ With the UTD schedule (``trainer.utd``, 20 in the paper's scripts) the trainer r
 of G minibatches and ``policy_update`` (one base + EMA, one edit and one temperature update) on the last.
 Offline pre-training (``pretrain_update``) trains the base policy only.
 
-Framework decision (card C.7 pitfall): edited candidates are clipped to [-1, 1] (``clip_candidates``) wherever
+Framework decision: edited candidates are clipped to [-1, 1] (``clip_candidates``, docs/algorithms/expo.md) wherever
 the on-the-fly policy forms them (acting, TD target), so what is executed, stored and bootstrapped is the same
 action; the edit loss evaluates the unclipped a + beta u, as the official code does (clipping would cut the
 gradient at the bounds).
@@ -31,13 +31,24 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from offrl.agents.base import Agent, AgentConfig
+from offrl.core.config import (
+    MAX_BATCH,
+    copies,
+    dropout,
+    fraction,
+    non_negative,
+    positive,
+    rate,
+    width,
+    widths,
+)
 from offrl.core.errors import ConfigError
 from offrl.core.nets import EnsembleCritic, EnsembleLinear, TanhGaussianActor, frozen_copy, polyak_update
 from offrl.core.optim import adam
@@ -47,99 +58,64 @@ from offrl.diffusion import DDPMSchedule, MLPResNetDenoiser, ddpm_loss, ddpm_sam
 
 @dataclass
 class EXPOConfig(AgentConfig):
-    """Defaults: card C.7 section 4 (the authors' configs/expo_config.py and the values every script sets)."""
+    """Defaults: the values every official script sets (docs/algorithms/expo.md#configuration)."""
 
     name: str = "expo"
-    hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256])  # critic and edit MLPs (all scripts)
+    hidden_dims: list[int] = widths([256, 256, 256])  # critic and edit MLPs (all scripts)
     normalize_states: bool = False  # raw observations, as the official code
     # critic: ensemble of num_qs LayerNorm MLPs; REDQ min over a random subset of num_min_qs target members
-    num_qs: int = 10
-    num_min_qs: int = 2  # 1 in the AntMaze scripts
-    critic_layer_norm: bool = True
-    critic_lr: float = 3e-4
-    discount: float = 0.99
-    tau: float = 0.005  # target critic Polyak rate, every critic step
-    # base policy: DDPM over actions, MLP-ResNet eps-network (card C.7 section 2)
-    diffusion_steps: int = 10  # T
-    beta_min: float = 0.1  # VP schedule b_min, b_max
-    beta_max: float = 10.0
+    num_qs: int = copies(10)  # critics in the ensemble
+    num_min_qs: int = copies(2)  # min over this many random members for targets and the argmax (AntMaze scripts: 1)
+    critic_layer_norm: bool = True  # LayerNorm after each hidden layer of the critics
+    critic_lr: float = positive(3e-4)  # Adam learning rate of the critics (constant)
+    discount: float = fraction(0.99)  # gamma
+    tau: float = rate(0.005)  # target critic Polyak rate, every critic step
+    # base policy: DDPM over actions, MLP-ResNet eps-network (docs/algorithms/expo.md#the-base-policy)
+    diffusion_steps: int = positive(10, most=MAX_BATCH)  # T, the DDPM steps
+    beta_min: float = positive(0.1)  # b_min of the VP schedule
+    beta_max: float = positive(10.0)  # b_max of the VP schedule
     clip_sampler: bool = True  # clip to [-1, 1] after every sampler step
-    ddpm_temperature: float = 1.0  # scale of the sampler's per-step noise
-    base_hidden: int = 256
-    base_blocks: int = 3
-    base_block_hidden: int = 1024
-    time_features: int = 128  # learnable Fourier features (64 cos + 64 sin)
-    time_hidden: int = 256
-    base_dropout: float = 0.0  # d_actor_drop
-    base_lr: float = 3e-4
-    base_weight_decay: float = 1e-4  # AdamW (optax default, no mask: biases and LayerNorm scales too)
-    ema_rate: float = 0.001  # actor_tau: EMA of the base policy used for acting and evaluation
+    ddpm_temperature: float = non_negative(1.0)  # scale of the sampler's per-step noise
+    base_hidden: int = width(256)  # width of the denoiser's residual trunk
+    base_blocks: int = copies(3)  # residual blocks of the denoiser
+    base_block_hidden: int = width(1024)  # inner width of each residual block
+    time_features: int = width(128)  # learnable Fourier features (64 cos + 64 sin)
+    time_hidden: int = width(256)  # width of the time-embedding MLP
+    base_dropout: float = dropout(0.0)  # dropout in the denoiser's residual blocks (official: d_actor_drop)
+    base_lr: float = positive(3e-4)  # AdamW learning rate of the base policy (cosine decay)
+    base_weight_decay: float = non_negative(1e-4)  # AdamW decay of the base policy (optax: biases and norms too)
+    ema_rate: float = rate(0.001)  # actor_tau: EMA of the base policy used for acting and evaluation
     # edit policy: tanh-Gaussian on (s, a), a~ = a + edit_scale * u
-    num_samples: int = 8  # N base samples per state (32 in the config file, 8 in every script)
-    num_edit_samples: int = 8  # n_edit: the first n_edit samples are edited (0 in the config file, 8 in every script)
+    num_samples: int = copies(8)  # N base samples per state (32 in the config file, 8 in every script)
+    num_edit_samples: int = non_negative(8)  # n_edit: the first n_edit samples are edited (config file: 0, scripts: 8)
     # beta: 0.05 AntMaze / Robomimic square (online) / MimicGen; 0.1 square pre-trained; 0.7 Adroit pen
-    edit_scale: float = 0.05
-    edit_dropout: float = 0.0  # actor_drop: 0.1 for Adroit pen
-    edit_lr: float = 3e-4
+    edit_scale: float = positive(0.05)  # beta: an edit moves each action dim by at most beta
+    edit_dropout: float = dropout(0.0)  # dropout in the edit policy (official actor_drop: 0.1 for Adroit pen)
+    edit_lr: float = positive(3e-4)  # Adam learning rate of the edit policy (cosine decay)
     # cosine lr decay of the base and edit optimisers over this many of their own steps; None: constant lr
-    decay_steps: int | None = 3_000_000
+    decay_steps: int | None = positive(3_000_000)  # length of the base and edit lr decays; None: constant
     # temperature of the edit policy
-    temp_lr: float = 3e-4
-    init_temperature: float = 1.0
-    target_entropy: float | None = None  # None: -|A|/2 (+ |A| log beta with adjust_target_entropy)
-    adjust_target_entropy: bool = False
-    # framework choices (not in the card)
+    temp_lr: float = positive(3e-4)  # Adam learning rate of log alpha
+    init_temperature: float = positive(1.0)  # alpha at the start
+    target_entropy: float | None = None  # of the edit policy; None: -|A|/2 (+ |A| log beta with adjust_target_entropy)
+    adjust_target_entropy: bool = False  # add |A| log beta to the default target
+    # framework choices (not in the official code; docs/algorithms/expo.md#implementation-notes)
     clip_candidates: bool = True  # clip edited candidates to [-1, 1] (see the module docstring)
     # rows of a pre-training batch the base update uses (the last ones; the official code: 256 of 256 * G); None: all
-    pretrain_batch_size: int | None = None
+    pretrain_batch_size: int | None = positive(None, most=MAX_BATCH)  # rows for the base update; None: all
 
-    def __post_init__(self) -> None:  # range errors surface when the config is parsed, before any run starts
-        check_config(self)
-
-
-def check_config(cfg: EXPOConfig) -> None:
-    """Range checks; a bad value is a ConfigError naming ``agent.<field>``."""
-
-    def fail(key: str, expected: str) -> None:
-        raise ConfigError(f"agent.{key}={getattr(cfg, key)!r} is out of range; expected {expected}")
-
-    positive_ints = ("num_qs", "num_min_qs", "diffusion_steps", "num_samples", "base_hidden", "base_blocks",
-                     "base_block_hidden", "time_hidden")
-    for key in positive_ints:
-        if getattr(cfg, key) < 1:
-            fail(key, "an integer >= 1")
-    if cfg.num_min_qs > cfg.num_qs:
-        fail("num_min_qs", f"at most agent.num_qs={cfg.num_qs}")
-    if not 0 <= cfg.num_edit_samples <= cfg.num_samples:
-        fail("num_edit_samples", f"0 <= n <= agent.num_samples={cfg.num_samples}")
-    if cfg.time_features < 2 or cfg.time_features % 2:
-        fail("time_features", "an even integer >= 2")
-    if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
-        fail("hidden_dims", "a non-empty list of positive widths")
-    for key in ("edit_scale", "critic_lr", "base_lr", "edit_lr", "temp_lr", "init_temperature"):
-        value = getattr(cfg, key)
-        if not (math.isfinite(value) and value > 0):
-            fail(key, "a finite number > 0")
-    for key in ("tau", "ema_rate"):
-        if not 0 < getattr(cfg, key) <= 1:
-            fail(key, "a rate in (0, 1]")
-    if not 0 <= cfg.discount <= 1:
-        fail("discount", "a number in [0, 1]")
-    if not 0 < cfg.beta_min < cfg.beta_max or not math.isfinite(cfg.beta_max):
-        fail("beta_min", f"0 < agent.beta_min < agent.beta_max={cfg.beta_max} (finite)")
-    if not (math.isfinite(cfg.ddpm_temperature) and cfg.ddpm_temperature >= 0):
-        fail("ddpm_temperature", "a finite number >= 0")
-    if not (math.isfinite(cfg.base_weight_decay) and cfg.base_weight_decay >= 0):
-        fail("base_weight_decay", "a finite number >= 0")
-    for key in ("base_dropout", "edit_dropout"):
-        if not 0 <= getattr(cfg, key) < 1:
-            fail(key, "a probability in [0, 1)")
-    if cfg.decay_steps is not None and cfg.decay_steps < 1:
-        fail("decay_steps", "a positive number of optimiser steps or null (constant lr)")
-    if cfg.pretrain_batch_size is not None and cfg.pretrain_batch_size < 1:
-        fail("pretrain_batch_size", "a positive number of rows or null (the whole batch)")
-    if cfg.target_entropy is not None and not math.isfinite(cfg.target_entropy):
-        fail("target_entropy", "a finite number or null (-|A|/2)")
+    def check(self, where: str) -> None:
+        """The rules that tie fields together (each field's own range is declared with it)."""
+        if self.num_min_qs > self.num_qs:
+            raise ConfigError(f"{where}.num_min_qs={self.num_min_qs}: expected at most {where}.num_qs={self.num_qs}")
+        if self.num_edit_samples > self.num_samples:
+            raise ConfigError(f"{where}.num_edit_samples={self.num_edit_samples}: expected at most "
+                              f"{where}.num_samples={self.num_samples}")
+        if self.time_features % 2:
+            raise ConfigError(f"{where}.time_features={self.time_features}: expected an even number (cos and sin "
+                              "features)")
+        if self.beta_min >= self.beta_max:
+            raise ConfigError(f"{where}.beta_min={self.beta_min}: expected less than {where}.beta_max={self.beta_max}")
 
 
 def cosine_lr(base_lr: float, step: int, decay_steps: int | None) -> float:
@@ -199,10 +175,10 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 
 class EXPO(Agent):
     config_class = EXPOConfig
+    needs_actions_in_bounds = True  # the base policy's DDPM clips its samples to [-1, 1]
     compiled_methods = ("iteration", "critic_step", "policy_step", "base_step")
 
     def __init__(self, cfg: EXPOConfig, obs_dim: int, act_dim: int) -> None:
-        check_config(cfg)
         super().__init__(cfg, obs_dim, act_dim)
         self.schedule = DDPMSchedule.vp(cfg.diffusion_steps, cfg.beta_min, cfg.beta_max)
         self.denoiser = MLPResNetDenoiser(act_dim, obs_dim, hidden=cfg.base_hidden, num_blocks=cfg.base_blocks,
@@ -291,7 +267,7 @@ class EXPO(Agent):
 
     # ------------------------------------------------------------------ updates
     def pretrain_update(self, batch: Batch) -> dict[str, Tensor]:
-        """Offline pre-training trains the base policy only (card C.7: pretrain_q = pretrain_edit = False)."""
+        """Offline pre-training trains the base policy only (official scripts; docs/algorithms/expo.md#one-update)."""
         rows = self.cfg.pretrain_batch_size
         if rows is not None and rows < len(batch.obs):
             batch = batch.map(lambda x: x[-rows:])
@@ -337,7 +313,7 @@ class EXPO(Agent):
 
     def edit_step(self, batch: Batch) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
-        edited, log_p = self.edit(batch.obs, batch.actions)  # the stored actions, not base samples (card C.7)
+        edited, log_p = self.edit(batch.obs, batch.actions)  # stored actions: docs/algorithms/expo.md#the-edit-policy
         q = self.critic(batch.obs, edited).mean(dim=0)  # mean over the whole ensemble
         edit_loss = (alpha * log_p - q).mean()
         self.optimize("edit", edit_loss)

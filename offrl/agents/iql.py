@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from offrl.agents.base import Agent, AgentConfig
-from offrl.core.errors import ConfigError
+from offrl.core.config import dropout, fraction, non_negative, one_of, positive, rate
 from offrl.core.nets import (
     DeterministicActor,
     EnsembleCritic,
@@ -38,33 +38,30 @@ from offrl.core.nets import (
 from offrl.core.optim import adam
 from offrl.data.store import Batch
 
-POLICIES = ("gaussian", "deterministic")
-EXTRACTIONS = ("awr", "ddpgbc")
-
 
 @dataclass
 class IQLConfig(AgentConfig):
     name: str = "iql"
     normalize_states: bool = False  # the official code feeds raw observations
-    value_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    actor_lr: float = 3e-4
+    value_lr: float = positive(3e-4)  # Adam learning rate of V
+    critic_lr: float = positive(3e-4)  # Adam learning rate of the twin Q
+    actor_lr: float = positive(3e-4)  # Adam learning rate of the policy
     # The official code decays the actor's lr to 0 by a cosine over the run (1M steps); the agent does
-    # not know the run length, so None keeps it constant (as PGD's IQL, card C.8) and N decays over N updates.
-    actor_lr_schedule_steps: int | None = None
-    discount: float = 0.99
-    tau: float = 0.005
-    expectile: float = 0.7  # MuJoCo (AntMaze: 0.9)
-    beta: float = 3.0  # inverse temperature (MuJoCo; AntMaze: 10)
-    exp_adv_max: float = 100.0  # clip of exp(beta * advantage)
-    policy: str = "gaussian"  # gaussian (the paper) | deterministic (weighted MSE)
-    log_std_min: float = -5.0  # the official learner; PGD's JAX port clips at -20
-    log_std_max: float = 2.0
-    actor_dropout: float = 0.0  # on the policy's hidden layers; the official code: 0.1 on Kitchen/Adroit only
+    # not know the run length, so None keeps it constant (as PGD's IQL) and N decays over N updates.
+    actor_lr_schedule_steps: int | None = positive(None)  # actor lr decays to 0 (cosine) over N updates; None: constant
+    discount: float = fraction(0.99)  # gamma
+    tau: float = rate(0.005)  # Polyak rate of the target Q
+    expectile: float = fraction(0.7)  # the expectile V regresses onto (MuJoCo; AntMaze: 0.9)
+    beta: float = non_negative(3.0)  # inverse temperature (MuJoCo; AntMaze: 10)
+    exp_adv_max: float = positive(100.0)  # clip of exp(beta * advantage)
+    policy: str = one_of("gaussian", "deterministic")  # gaussian (the paper) | deterministic (weighted MSE)
+    log_std_min: float = -5.0  # lower clip of the policy's log std (PGD's JAX port: -20)
+    log_std_max: float = 2.0  # upper clip of the policy's log std
+    actor_dropout: float = dropout(0.0)  # on the policy's hidden layers; the official code: 0.1 on Kitchen/Adroit only
     # policy extraction: awr (the paper) | ddpgbc (OGBench's GCIQL: maximise the normalised Q of the policy's
     # mode with a BC term of weight alpha; OGBench's pointmaze setting alpha = 0.003, expectile 0.9)
-    extraction: str = "awr"
-    alpha: float = 0.3
+    extraction: str = one_of("awr", "ddpgbc")  # awr (the paper) | ddpgbc (OGBench's GCIQL)
+    alpha: float = non_negative(0.3)  # weight of the BC term of extraction=ddpgbc
     layer_norm: bool = False  # LayerNorm after the hidden layers of V and Q (OGBench's GCIQL: True)
 
 
@@ -95,13 +92,6 @@ class IQL(Agent):
     seed_axis = True
     policy_goals = True
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int) -> None:
-        if cfg.policy not in POLICIES:
-            raise ConfigError(f"agent.policy='{cfg.policy}' is unknown; expected one of {list(POLICIES)}")
-        if cfg.extraction not in EXTRACTIONS:
-            raise ConfigError(f"agent.extraction='{cfg.extraction}' is unknown; expected one of {list(EXTRACTIONS)}")
-        if cfg.actor_lr_schedule_steps is not None and cfg.actor_lr_schedule_steps <= 0:
-            raise ConfigError(f"agent.actor_lr_schedule_steps={cfg.actor_lr_schedule_steps}; expected a positive "
-                              "number of updates or null (constant lr)")
         super().__init__(cfg, obs_dim, act_dim)
         self.value = NormedMLP(obs_dim, 1, cfg.hidden_dims) if cfg.layer_norm else mlp(obs_dim, 1, cfg.hidden_dims)
         self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=cfg.hidden_dims, layer_norm=cfg.layer_norm)
@@ -187,7 +177,7 @@ class IQL(Agent):
 
     def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
         """Gaussian policy: log N(a; tanh(mu(s)), sigma^2), the density the policy loss maximises, of the
-        (squashed, [-1, 1]) action itself with no tanh Jacobian (card C.8 pitfalls); deterministic
+        (squashed, [-1, 1]) action itself with no tanh Jacobian (docs/algorithms/iql.md); deterministic
         policy: the base class's unit Gaussian around pi(s)."""
         if self.cfg.policy == "deterministic":
             return super().log_prob(obs, actions)

@@ -1,4 +1,4 @@
-"""O-DICE (Mao et al., ICLR 2024; card C.6): DICE value learning with the orthogonal-gradient update,
+"""O-DICE (Mao et al., ICLR 2024; docs/algorithms/odice.md): DICE value learning with the orthogonal-gradient update,
 then policy extraction by weighted behaviour cloning.
 
 Value step (twin V, target V_bar = EMA, min over heads):
@@ -14,41 +14,37 @@ Pearson chi^2: f*(y) = y w - (w - 1)^2 with w = max(y / 2 + 1, 0); reverse KL: f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from offrl.agents.base import Agent, AgentConfig
-from offrl.core.errors import ConfigError
+from offrl.core.config import fraction, non_negative, one_of, positive, rate, widths
 from offrl.core.nets import EnsembleMLP, GaussianActor, frozen_copy, polyak_update
 from offrl.core.optim import adam
 from offrl.data.store import Batch
-
-MODES = ("orthogonal", "true", "semi")
-DIVERGENCES = ("pearson_chi2", "reverse_kl")
-WEIGHTS = ("residual", "f_prime_inverse")
 
 
 @dataclass
 class ODICEConfig(AgentConfig):
     name: str = "odice"
     normalize_states: bool = False  # the official RL configs do not normalise states
-    hidden_dims: list[int] = field(default_factory=lambda: [1024, 1024])  # policy (hard-coded in the code)
-    value_hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    hidden_dims: list[int] = widths([1024, 1024])  # policy (hard-coded in the code)
+    value_hidden_dims: list[int] = widths([256, 256])  # each V head
     value_layer_norm: bool = True  # MuJoCo: on; AntMaze: off
-    twin_value: bool = True
-    value_lr: float = 2e-4
-    actor_lr: float = 2e-4
-    actor_weight_decay: float = 1e-4  # L2 in Adam, policy only
-    discount: float = 0.99
-    tau: float = 0.005  # target-V EMA rate
-    lam: float = 0.6  # lambda; per-dataset values are in the paper's Appendix D (not retrieved): CLI default
-    eta: float = 1.0  # weight of the backward residual; CLI default, as for lambda
-    divergence: str = "pearson_chi2"  # pearson_chi2 | reverse_kl
-    update_mode: str = "orthogonal"  # orthogonal (O-DICE) | true (plain sum) | semi (forward only)
-    policy_weight: str = "residual"  # residual: max(d, 0) as the code | f_prime_inverse: max(d / 2 + 1, 0)
-    max_weight: float = 100.0
+    twin_value: bool = True  # two V heads, targets take their min (official AntMaze large: one)
+    value_lr: float = positive(2e-4)  # Adam learning rate of V
+    actor_lr: float = positive(2e-4)  # Adam learning rate of the policy
+    actor_weight_decay: float = non_negative(1e-4)  # L2 in Adam, policy only
+    discount: float = fraction(0.99)  # gamma
+    tau: float = rate(0.005)  # target-V EMA rate
+    lam: float = fraction(0.6)  # lambda, weight of the f* terms (per-dataset values: the paper's App. D, not retrieved)
+    eta: float = non_negative(1.0)  # weight of the backward residual; CLI default, as for lambda
+    divergence: str = one_of("pearson_chi2", "reverse_kl")  # pearson_chi2 | reverse_kl
+    update_mode: str = one_of("orthogonal", "true", "semi")  # orthogonal (O-DICE) | true (plain sum) | semi (forward)
+    policy_weight: str = one_of("residual", "f_prime_inverse")  # residual: max(d, 0) | f_prime_inverse: max(d/2 + 1, 0)
+    max_weight: float = positive(100.0)  # upper clip of the policy weights
 
     def __post_init__(self) -> None:
         # YAML and Hydra's command line read `agent.update_mode=true` as the boolean True ("True" once typed)
@@ -96,11 +92,6 @@ class ODICE(Agent):
     seed_axis = True  # the projection is per seed (dot(..., per_seed))
     def __init__(self, cfg: ODICEConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
-        choices = (("update_mode", cfg.update_mode, MODES), ("divergence", cfg.divergence, DIVERGENCES),
-                   ("policy_weight", cfg.policy_weight, WEIGHTS))
-        for key, value, allowed in choices:
-            if value not in allowed:
-                raise ConfigError(f"agent.{key}='{value}' is unknown; expected one of {list(allowed)}")
         heads = 2 if cfg.twin_value else 1
         self.value = EnsembleMLP(heads, obs_dim, 1, cfg.value_hidden_dims, cfg.value_layer_norm)
         self.value_target = frozen_copy(self.value)

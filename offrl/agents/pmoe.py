@@ -1,4 +1,4 @@
-"""PMOE (Ren et al., 2021; card C.9): SAC with a Gaussian-mixture policy (``GaussianMixturePolicy``).
+"""PMOE (Ren et al., 2021; docs/algorithms/pmoe.md): SAC with a Gaussian-mixture policy (``GaussianMixturePolicy``).
 
 Per gradient step (after SAC's critic step, whose soft target samples the expert k' ~ w(s')):
     a_k ~ pi_k(.|s) for every expert k,  q_k = min_j Q_j(s, a_k),  k* = argmax_k q_k
@@ -7,7 +7,7 @@ Per gradient step (after SAC's critic step, whose soft target samples the expert
     score_function:  k ~ w(s);  L = E[alpha l_k - q_k] - E[sg(q_k - alpha l_k - b) log w_k(s)],  b = batch mean
     L_alpha = -E[log_alpha sg(l + H_target)] with l the log-density of the expert used.
 The critic is stepped before the policy, whose Q is then recomputed (the official update order fails
-on modern PyTorch: card C.9 pitfalls).
+on modern PyTorch: docs/algorithms/pmoe.md#implementation-notes).
 """
 
 from __future__ import annotations
@@ -19,28 +19,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from offrl.agents.sac import SAC, SACConfig
-from offrl.core.errors import ConfigError
+from offrl.core.config import copies, one_of, positive
 from offrl.core.policies import GaussianMixturePolicy
 from offrl.data.store import Batch
-
-ESTIMATORS = ("frequency", "gumbel", "score_function")
 
 
 @dataclass
 class PMOEConfig(SACConfig):
     name: str = "pmoe"
-    num_experts: int = 4
-    estimator: str = "frequency"  # frequency (PMOE) | gumbel | score_function
-    gumbel_temperature: float = 1.0
+    num_experts: int = copies(4)  # K, the Gaussian experts of the mixture policy
+    estimator: str = one_of("frequency", "gumbel", "score_function")  # frequency (PMOE) | gumbel | score_function
+    gumbel_temperature: float = positive(1.0)  # temperature of the Gumbel-softmax (estimator=gumbel)
 
 
 class PMOE(SAC):
     config_class = PMOEConfig
-
-    def __init__(self, cfg: PMOEConfig, obs_dim: int, act_dim: int) -> None:
-        if cfg.estimator not in ESTIMATORS:
-            raise ConfigError(f"agent.estimator='{cfg.estimator}' is unknown; expected one of {list(ESTIMATORS)}")
-        super().__init__(cfg, obs_dim, act_dim)
 
     def make_actor(self, obs_dim: int, act_dim: int) -> GaussianMixturePolicy:
         return GaussianMixturePolicy(obs_dim, act_dim, self.cfg.num_experts, self.cfg.hidden_dims)

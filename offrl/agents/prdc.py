@@ -1,4 +1,4 @@
-"""PRDC (Ran et al., ICML 2023; card C.4): TD3+BC whose BC target is the action of the dataset
+"""PRDC (Ran et al., ICML 2023; docs/algorithms/prdc.md): TD3+BC whose BC target is the action of the dataset
 transition nearest to (beta * s, pi(s)) in the joint state-action space.
 
     X       = { (beta * s_i, a_i) }  over all dataset transitions (normalised states), built once
@@ -16,15 +16,16 @@ import torch
 from torch import Tensor
 
 from offrl.agents.td3bc import TD3BC, TD3BCConfig
-from offrl.core.neighbors import NearestNeighbors
+from offrl.core.config import non_negative, one_of
+from offrl.core.neighbors import BACKENDS, NearestNeighbors
 from offrl.data.store import Batch, TransitionStore
 
 
 @dataclass
 class PRDCConfig(TD3BCConfig):
     name: str = "prdc"
-    beta: float = 2.0  # weight of the state part of the distance (README value for Gym-MuJoCo)
-    neighbor_backend: str = "auto"  # auto (KD-tree on CPU, brute force on GPU) | kdtree | torch
+    beta: float = non_negative(2.0)  # weight of the state part of the distance (README value for Gym-MuJoCo)
+    neighbor_backend: str = one_of(*BACKENDS)  # auto (KD-tree on CPU, brute force on GPU) | kdtree | torch
 
 
 class PRDC(TD3BC):

@@ -1,4 +1,4 @@
-"""SAC with automatic temperature (Haarnoja et al. 2018, "SAC Algorithms and Applications"; card C.3).
+"""SAC with automatic temperature (Haarnoja et al. 2018, "SAC Algorithms and Applications"; docs/algorithms/sac.md).
 
 Per gradient step on a replay batch:
     a' ~ pi(.|s'),   y = r + gamma (1 - d) [min_j Q_target_j(s', a') - alpha log pi(a'|s')]
@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from offrl.agents.base import Agent, AgentConfig
+from offrl.core.config import copies, fraction, positive, rate
 from offrl.core.nets import EnsembleCritic, TanhGaussianActor, frozen_copy, polyak_update
 from offrl.core.optim import adam
 from offrl.data.store import Batch
@@ -25,18 +26,19 @@ from offrl.data.store import Batch
 class SACConfig(AgentConfig):
     name: str = "sac"
     normalize_states: bool = False
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
-    discount: float = 0.99
-    tau: float = 0.005
-    init_temperature: float = 1.0  # alpha at the start (softlearning: log_alpha = 0)
-    target_entropy: float | None = None  # None: -|A|
-    num_critics: int = 2
+    actor_lr: float = positive(3e-4)  # Adam learning rate of the policy
+    critic_lr: float = positive(3e-4)  # Adam learning rate of the critics
+    alpha_lr: float = positive(3e-4)  # Adam learning rate of log alpha (the temperature)
+    discount: float = fraction(0.99)  # gamma
+    tau: float = rate(0.005)  # Polyak rate of the target critics, every update
+    init_temperature: float = positive(1.0)  # alpha at the start (softlearning: log_alpha = 0)
+    target_entropy: float | None = None  # the entropy the temperature steers towards; None: -|A|
+    num_critics: int = copies(2)  # critics; the TD target and the policy take the min over all
 
 
 class SAC(Agent):
     config_class = SACConfig
+    needs_actions_in_bounds = True  # log pi(a) of replayed and offline actions through atanh
     compiled_methods = ("iteration", "critic_step", "policy_step")
 
     def __init__(self, cfg: SACConfig, obs_dim: int, act_dim: int) -> None:

@@ -1,6 +1,6 @@
-"""TD3+BC (Fujimoto & Gu, NeurIPS 2021; card C.2): TD3 with a behaviour-cloning term in the actor loss.
+"""TD3+BC (Fujimoto & Gu, NeurIPS 2021; docs/algorithms/td3bc.md): TD3 with a behaviour-cloning term in the actor loss.
 
-Per iteration (TD3 backbone, card C.0):
+Per iteration (the TD3 backbone, docs/algorithms/td3bc.md#the-td3-backbone):
     a' = clip(pi_target(s') + clip(eps, -c, c), -1, 1),   eps ~ N(0, sigma^2)
     y  = r + gamma (1 - d) min_j Q_target_j(s', a')
     L_Q = sum_j MSE(Q_j(s, a), y)
@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from offrl.agents.base import Agent, AgentConfig
+from offrl.core.config import fraction, non_negative, positive, rate, widths
 from offrl.core.nets import DeterministicActor, EnsembleCritic, frozen_copy, polyak_update
 from offrl.core.optim import adam
 from offrl.data.store import Batch
@@ -26,16 +27,16 @@ from offrl.data.store import Batch
 @dataclass
 class TD3BCConfig(AgentConfig):
     name: str = "td3bc"
-    critic_hidden_dims: list[int] | None = None  # the critics' hidden layers; None: hidden_dims
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    discount: float = 0.99
-    tau: float = 0.005
-    policy_noise: float = 0.2  # sigma of the target-policy smoothing noise
-    noise_clip: float = 0.5  # c
-    policy_freq: int = 2
-    alpha: float = 2.5
-    exploration_noise: float = 0.1  # std of the Gaussian added by act(deterministic=False)
+    critic_hidden_dims: list[int] | None = widths(None)  # the critics' hidden layers; None: hidden_dims
+    actor_lr: float = positive(3e-4)  # Adam learning rate of the actor
+    critic_lr: float = positive(3e-4)  # Adam learning rate of the twin critics
+    discount: float = fraction(0.99)  # gamma of the TD target
+    tau: float = rate(0.005)  # Polyak rate of the target actor and critics (on actor steps only)
+    policy_noise: float = non_negative(0.2)  # sigma of the target-policy smoothing noise
+    noise_clip: float = non_negative(0.5)  # c: the smoothing noise is clipped to [-c, c]
+    policy_freq: int = positive(2)  # the actor and the targets update every policy_freq-th iteration
+    alpha: float = non_negative(2.5)  # lambda = alpha / mean |Q|: weight of the Q term against the BC term
+    exploration_noise: float = non_negative(0.1)  # std of the Gaussian added by act(deterministic=False)
 
 
 class TD3BC(Agent):

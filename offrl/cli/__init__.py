@@ -18,7 +18,9 @@ User mistakes (bad config, bad data) print one line and exit with status 2.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from importlib import import_module
 
 from offrl.core.errors import OffrlError
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS and command not in ("-h", "--help"):
         print(f"offrl: error: unknown command '{command}'; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    # SIGTERM unwinds a command as Ctrl-C does (temp files removed, build workers stopped); training catches both
+    # itself and checkpoints first
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         if command in ("-h", "--help"):
             print(__doc__.strip())
@@ -43,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except OffrlError as err:
         print(f"offrl: error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("offrl: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("offrl: interrupted", file=sys.stderr)
         return 130
@@ -52,3 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from offrl.cli.parser import OneLineParser, positive_int
-from offrl.core.errors import OffrlError
+from offrl.core.errors import DatasetError, OffrlError
 from offrl.data.cache import built_sizes, cache_dir
-from offrl.data.d4rl import read_d4rl_hdf5
+from offrl.data.d4rl import d4rl_flags, read_d4rl_hdf5
 from offrl.data.goals import observations_only
 from offrl.data.minari_reader import write_minari
 from offrl.data.sources import load_dataset, resolve_dataset
@@ -68,12 +68,16 @@ def main(args: list[str]) -> int:
                 size = card.medium_replay_rows if quality == "medium-replay" else generate.FULL_SIZE * (
                     2 if quality == "medium-expert" else 1)
             builds = built_sizes(name)
+            damaged = ""
             if refs is None and builds:
-                info = read_d4rl_hdf5(next(iter(builds.values()))).info
-                refs = (info.ref_min_score, info.ref_max_score)
+                try:
+                    info = read_d4rl_hdf5(next(iter(builds.values()))).info
+                    refs = (info.ref_min_score, info.ref_max_score)
+                except DatasetError as err:  # one damaged or outdated build does not hide the rest of the list
+                    damaged = f"; unreadable: {err}"
             shown = ("-", "-") if refs is None or None in refs else (f"{refs[0]:.1f}", f"{refs[1]:.1f}")
             full = builds.pop(None, None)
-            status = f"built: {full}" if full else "not built (builds on first use)"
+            status = (f"built: {full}" if full else "not built (builds on first use)") + damaged
             print(f"{name:<26} {env_id:<32} {size:>9}  {shown[0]:>13} {shown[1]:>13}  {status}")
             for rows, path in sorted(builds.items()):
                 print(f"{'':<26} {'':<32} {rows:>9}  {'':>13} {'':>13}  built: {path}  (dataset.size={rows})")
@@ -85,8 +89,7 @@ def main(args: list[str]) -> int:
             raise OffrlError(f"{ns.source}: the dataset names no environment; Minari needs one (dataset.env_id)")
         summary = data.summary()
         arrays = {"observations": data.observations, "actions": data.actions, "rewards": data.rewards,
-                  "next_observations": data.next_observations, "terminals": data.terminals,
-                  "timeouts": data.episode_ends & ~data.terminals}
+                  "next_observations": data.next_observations, **d4rl_flags(data.terminals, data.episode_ends)}
         where = write_minari(ns.id, arrays, data.info.env_id, algorithm=ns.algorithm,
                              description=f"written by offrl datasets to-minari from {data.info.location}",
                              ref_min_score=data.info.ref_min_score, ref_max_score=data.info.ref_max_score,
@@ -102,8 +105,7 @@ def main(args: list[str]) -> int:
         cached_path(ns.name, ns.size).unlink(missing_ok=True)
     options = {"workers": ns.workers, "from_run": Path(ns.from_run) if ns.from_run else None}
     path = ensure_recipe_dataset(ns.name, ns.size, **options)
-    info = read_d4rl_hdf5(path).info
-    print(json.dumps({"path": str(path), "ref_min_score": info.ref_min_score, "ref_max_score": info.ref_max_score}))
+    print(f"offrl: dataset {ns.name} is ready; {read_d4rl_hdf5(path).describe()}")
     return 0
 
 

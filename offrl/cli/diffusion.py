@@ -1,4 +1,4 @@
-"""``offrl diffusion``: train Policy-Guided Diffusion's trajectory model and sample synthetic data (card C.8).
+"""``offrl diffusion``: train PGD's trajectory model and sample synthetic data (docs/algorithms/pgd.md).
 
     offrl diffusion train dataset=<name> [dir=DIR] [preset=cpu|paper] [size=N] [threads=N] [key=value ...]
     offrl diffusion train resume=<dir> [steps=N ...]      continue a run from its last checkpoint
@@ -35,10 +35,11 @@ import torch
 from omegaconf import OmegaConf
 
 from offrl.cli.parser import OneLineParser
+from offrl.core.checkpoint import write_text
 from offrl.core.config import typed
 from offrl.core.errors import ConfigError, Interrupted, OffrlError, TrainingDiverged
 from offrl.core.runtime import choose_threads, resolve_device
-from offrl.data.d4rl import write_d4rl_hdf5
+from offrl.data.d4rl import d4rl_flags, write_d4rl_hdf5
 from offrl.data.sources import resolve_dataset
 from offrl.diffusion.trajectory import MODEL_FILE, TrajectoryModelConfig, load_model, sample
 from offrl.generation.recipes import ensure_recipe_dataset
@@ -96,9 +97,7 @@ def build_config(preset: str, overrides: list[str], base: dict[str, Any] | None 
         dotlist = OmegaConf.from_dotlist(overrides)
     except Exception as err:  # omegaconf's grammar errors
         raise ConfigError(f"cannot parse overrides {overrides}: {str(err).splitlines()[0]}") from None
-    cfg = typed(TrajectoryModelConfig, OmegaConf.merge(OmegaConf.create(base), dotlist), "diffusion")
-    cfg.validate()
-    return cfg
+    return typed(TrajectoryModelConfig, OmegaConf.merge(OmegaConf.create(base), dotlist), "")
 
 
 def train_command(args: list[str]) -> int:
@@ -113,12 +112,12 @@ def train_command(args: list[str]) -> int:
         for key, value in values.items():
             if key != "threads" and str(value) != str(getattr(saved, key)):
                 raise OffrlError(f"resume={run_dir}: {key}={value} differs from the run's {key}={getattr(saved, key)}")
-        run = typed(DiffusionRun, {**asdict(saved), "threads": values.get("threads", saved.threads)}, "diffusion")
+        run = typed(DiffusionRun, {**asdict(saved), "threads": values.get("threads", saved.threads)}, "")
         cfg = build_config("", overrides, base=model)
     else:
         if "dataset" not in values:
             raise ConfigError("offrl diffusion train needs dataset=<name> (or resume=<dir>)")
-        run = typed(DiffusionRun, values, "diffusion")
+        run = typed(DiffusionRun, values, "")
         cfg = build_config(run.preset, overrides)
         default_dir = Path("runs") / "diffusion" / f"{time.strftime('%Y-%m-%d_%H%M%S')}_{dataset_label(run)}"
         run_dir = Path(words.get("dir") or default_dir)
@@ -158,8 +157,8 @@ def _sample_parser() -> argparse.ArgumentParser:
 
 
 def synthetic_arrays(batch, horizon: int) -> dict[str, np.ndarray]:
-    """Decoded transitions as D4RL arrays: terminals = the decoded done flags; each trajectory's last transition
-    that is not terminal is a timeout (the trajectory ends there)."""
+    """Decoded transitions as D4RL arrays, one episode per trajectory: the decoded done flags are terminals at a
+    trajectory's last transition (else it ends in a timeout) and successes inside it (TD targets stop there)."""
     n = len(batch.rewards)
     dones = batch.dones.cpu().numpy() > 0.5
     last = np.zeros(n, bool)
@@ -167,8 +166,7 @@ def synthetic_arrays(batch, horizon: int) -> dict[str, np.ndarray]:
     return {"observations": batch.obs.cpu().numpy().astype(np.float32),
             "actions": batch.actions.cpu().numpy().astype(np.float32),
             "rewards": batch.rewards.cpu().numpy().astype(np.float32),
-            "next_observations": batch.next_obs.cpu().numpy().astype(np.float32),
-            "terminals": dones, "timeouts": last & ~dones}
+            "next_observations": batch.next_obs.cpu().numpy().astype(np.float32), **d4rl_flags(dones, last)}
 
 
 def sample_command(args: list[str]) -> int:
@@ -184,6 +182,9 @@ def sample_command(args: list[str]) -> int:
     model = load_model(ns.model, device=device)
     model_file = Path(ns.model) / MODEL_FILE if Path(ns.model).is_dir() else Path(ns.model)
     horizon = ns.horizon or model.cfg.sample_horizon
+    if horizon < model.cfg.min_horizon():
+        raise ConfigError(f"--horizon {horizon}: expected at least {model.cfg.min_horizon()}, the shortest trajectory "
+                          f"the model's {model.cfg.num_levels}-level U-Net samples")
     gen = torch.Generator(device=device).manual_seed(ns.seed)
     started = time.perf_counter()
     windows = sample(model, ns.num, generator=gen, horizon=horizon, num_steps=ns.steps, batch_size=ns.batch)
@@ -246,14 +247,13 @@ def dynamics_command(argv: list[str]) -> int:
         print(f"offrl: error: {err}", file=sys.stderr)
         return 2
     if ns.out is not None:
-        ns.out.mkdir(parents=True, exist_ok=True)
         record: dict[str, Any] = {"command": "offrl diffusion dynamics " + " ".join(argv), "env_id": env_id,
                                   "model": str(ns.model), "agent_run": str(ns.agent_run), "rows": rows}
-        (ns.out / "dynamics.json").write_text(json.dumps(record, indent=2))
+        write_text(ns.out / "dynamics.json", json.dumps(record, indent=2), "dynamics record")
         lines = [f"# Dynamics error vs guidance ({env_id})", "", f"`{record['command']}`", "",
                  "| guidance coef | agent log-likelihood | next-obs MSE | relative MSE | reward abs error |",
                  "|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['guidance_coef']:g} | {r['agent_log_prob']:.3f} | {r['next_obs_mse']:.4g} | "
                   f"{r['next_obs_mse_relative']:.3g} | {r['reward_abs_error']:.4g} |" for r in rows]
-        (ns.out / "dynamics.md").write_text("\n".join(lines) + "\n")
+        write_text(ns.out / "dynamics.md", "\n".join(lines) + "\n", "dynamics table")
     return 0

@@ -3,10 +3,14 @@ before Hydra creates anything and prints the outcome in one line."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
+import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import textwrap
 import time
@@ -28,6 +32,8 @@ from omegaconf.errors import OmegaConfBaseException
 from offrl.agents import AGENTS
 from offrl.core import checkpoint, records
 from offrl.core.errors import Interrupted, OffrlError, TrainingDiverged
+from offrl.core.runtime import resolve_device
+from offrl.core.signals import STOP, catch_stop_signals
 from offrl.data.sources import DatasetConfig
 from offrl.diffusion.synthetic import SyntheticConfig
 from offrl.generation.recipes import ensure_recipe_dataset
@@ -44,9 +50,15 @@ def main(overrides: list[str]) -> int:
     _register_schemas()
     multirun = any(o in ("-m", "--multirun") for o in overrides)
     resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), None)
-    if resume:
+    continuing_sweep = resume is not None and (Path(resume) / SWEEP_RECORD).is_file()
+    if continuing_sweep:
         if multirun:
-            raise OffrlError("resume=<dir> continues one run; it cannot be combined with -m/--multirun")
+            raise OffrlError(f"resume={resume} continues the sweep by itself; drop -m/--multirun")
+        overrides, multirun, resume = _sweep_overrides(Path(resume), overrides), True, None
+    elif resume:
+        if multirun:
+            raise OffrlError("resume=<dir> continues one run (or a sweep: resume=<sweep dir>); it cannot be combined "
+                             "with -m/--multirun")
         _check_resumable(Path(resume), overrides)
         if not any(o.startswith("hydra.run.dir=") for o in overrides):
             overrides += [f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
@@ -59,54 +71,178 @@ def main(overrides: list[str]) -> int:
     overrides = [_quote_path(o) for o in overrides]
     if not any(o in ("--cfg", "-c", "--info", "-i", "--hydra-help") for o in overrides):
         _check_overrides(overrides)
+    sweep_dir = _sweep_dir(overrides) if multirun else None
+    if sweep_dir is not None and not any(o.startswith("hydra.sweep.dir=") for o in overrides):
+        overrides.append(_quote_path(f"hydra.sweep.dir={sweep_dir}"))
     started = time.time()
     entered = False
     status = 0
+    sweep_parent = os.getpid()
 
     @hydra.main(version_base="1.3", config_path="pkg://offrl.conf", config_name="config")
     def task(cfg: DictConfig) -> None:
         nonlocal entered, status
         entered = True
-
         run_dir = Path(HydraConfig.get().runtime.output_dir)
-        try:
-            if cfg.resume:
-                cfg = _resumed_config(cfg, Path(cfg.resume), HydraConfig.get().overrides.task)
-            results = train(cfg, run_dir, build=ensure_recipe_dataset)
-        except OffrlError as err:
-            print(f"offrl: error: {err}", file=sys.stderr)
-            status = 2
-            _remove_unused_run_dir(run_dir, started)
+        if sweep_dir is None:
+            status = _run(cfg, run_dir, started)
             return
-        except TrainingDiverged as err:
-            print(f"offrl: training diverged: {err}", file=sys.stderr)
-            status = 1
-            return
-        except Interrupted as stop:
-            print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
-                  f"offrl: continue with: offrl train resume={shlex.quote(str(stop.run_dir))}", file=sys.stderr)
-            status = stop.exit_status
-            return
-        for one, where in zip(results["runs"], results["run_dirs"]) if "runs" in results else [(results, run_dir)]:
-            score = one["normalized_score"]
-            shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
-            success = "" if one.get("success_rate") is None else f"success rate {one['success_rate']:.2f}, "
-            who = f" seed {one['seed']}" if "runs" in results else ""
-            print(f"offrl: {one['agent']} on {one['dataset']}{who}: {success}normalized score {shown}, "
-                  f"return {one['return_mean']:.1f} +- {one['return_std']:.1f} "
-                  f"after {one['steps']} steps ({one['wall_s']:.0f} s); results in {Path(where) / 'results.json'}")
+        with catch_stop_signals("stopping after this step and saving a checkpoint"), _SweepJob(sweep_dir) as job:
+            if job.stopped():
+                print(f"offrl: {run_dir.name}: not started, the sweep was interrupted", file=sys.stderr)
+                _remove_unused_run_dir(run_dir, started)
+            elif continuing_sweep and records.RunDir(run_dir).results.is_file():
+                print(f"offrl: {run_dir.name}: finished already ({records.RunDir(run_dir).results})")
+            else:
+                if continuing_sweep and records.RunDir(run_dir).last.is_file():
+                    cfg = OmegaConf.merge(cfg, {"resume": str(run_dir)})
+                status = max(status, _run(cfg, run_dir, started))
+        if os.getpid() != sweep_parent:  # a launcher's worker process: the sweep's parent passes signals on
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    saved_argv = sys.argv
+    saved_argv, saved_handlers = sys.argv, list(logging.root.handlers)
     sys.argv = ["offrl train", *overrides]
     try:
-        task()
+        if sweep_dir is None:
+            task()
+        else:
+            with catch_stop_signals("every job of the sweep stops after its step and saves a checkpoint; jobs not "
+                                    "started are skipped", on_first=lambda signum: _SweepJob.stop_all(sweep_dir, signum)
+                                    ) as stop:
+                task()
+            status = _sweep_summary(sweep_dir, stop.exit_status if stop.requested else status)
     except SystemExit as exit_:
         # Hydra exits 1 when composition fails (unknown group option, bad override): a user error.
         code = exit_.code if isinstance(exit_.code, int) else 1
         return 2 if code == 1 and not entered else code
     finally:
         sys.argv = saved_argv
+        for handler in set(logging.root.handlers) - set(saved_handlers):  # Hydra's log file of this run
+            logging.root.removeHandler(handler)
+            handler.close()
+        if sweep_dir is not None:
+            _SweepJob.clear(sweep_dir)
     return status
+
+
+def _run(cfg: DictConfig, run_dir: Path, started: float) -> int:
+    """Train one run (a single run or a sweep's job) and print its outcome in one line; the exit status."""
+    try:
+        if cfg.resume:
+            cfg = _resumed_config(cfg, Path(cfg.resume), HydraConfig.get().overrides.task)
+        results = train(cfg, run_dir, build=ensure_recipe_dataset)
+    except OffrlError as err:
+        print(f"offrl: error: {err}", file=sys.stderr)
+        _remove_unused_run_dir(run_dir, started)
+        return 2
+    except TrainingDiverged as err:
+        print(f"offrl: training diverged: {err}", file=sys.stderr)
+        return 1
+    except Interrupted as stop:
+        print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
+              f"offrl: continue with: offrl train resume={shlex.quote(str(stop.run_dir))}", file=sys.stderr)
+        return stop.exit_status
+    for one, where in zip(results["runs"], results["run_dirs"]) if "runs" in results else [(results, run_dir)]:
+        score = one["normalized_score"]
+        shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
+        success = "" if one.get("success_rate") is None else f"success rate {one['success_rate']:.2f}, "
+        who = f" seed {one['seed']}" if "runs" in results else ""
+        print(f"offrl: {one['agent']} on {one['dataset']}{who}: {success}normalized score {shown}, "
+              f"return {one['return_mean']:.1f} +- {one['return_std']:.1f} "
+              f"after {one['steps']} steps ({one['wall_s']:.0f} s); results in {Path(where) / 'results.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------- sweeps
+SWEEP_RECORD = "multirun.yaml"  # what Hydra writes into a sweep's directory: its overrides, launcher and config
+SWEEP_STATE = ".offrl-sweep"  # in a sweep's directory while it runs: a file per job in progress (its pid) and,
+# once the sweep is asked to stop, "stop"; removed when the sweep's command ends
+
+
+class _SweepJob:
+    """A sweep's job announces itself (its pid) to the sweep's parent, which passes a stop signal on to the jobs
+    in progress and marks the sweep stopped, so that jobs not yet started are skipped; works for any launcher
+    that runs the jobs on this machine (in the parent, in worker processes, through submitit_local)."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.state = Path(sweep_dir) / SWEEP_STATE
+        self.pid_file = self.state / f"job-{os.getpid()}"
+
+    def __enter__(self) -> _SweepJob:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.pid_file.touch()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pid_file.unlink(missing_ok=True)
+
+    def stopped(self) -> bool:
+        return STOP.requested or (self.state / "stop").exists()
+
+    @staticmethod
+    def stop_all(sweep_dir: Path, signum: int) -> None:
+        state = Path(sweep_dir) / SWEEP_STATE
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "stop").touch()
+        for pid_file in state.glob("job-*"):
+            pid = int(pid_file.name.removeprefix("job-"))
+            if pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signum)
+
+    @staticmethod
+    def clear(sweep_dir: Path) -> None:
+        shutil.rmtree(Path(sweep_dir) / SWEEP_STATE, ignore_errors=True)
+
+
+def _sweep_dir(overrides: list[str]) -> Path:
+    """The directory the sweep will write (hydra.sweep.dir, resolved now: the default names the date and time)."""
+    plain = [o for o in overrides if not o.startswith("-")]
+    single = [o.input_line for o in OverridesParser.create().parse_overrides(plain) if not o.is_sweep_override()]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="offrl.conf", version_base="1.3"):
+            cfg = compose(config_name="config", overrides=single, return_hydra_config=True)
+            return Path(OmegaConf.select(cfg, "hydra.sweep.dir"))
+    except (HydraException, OmegaConfBaseException) as err:
+        raise OffrlError(_composition_message(err)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _sweep_overrides(sweep_dir: Path, overrides: list[str]) -> list[str]:
+    """``resume=<sweep dir>``: the sweep's own overrides again (same jobs, same job directories) plus the ones
+    given now that a resume accepts; each job then continues its run, starts it if it never started, or skips
+    it if it finished."""
+    try:
+        record = OmegaConf.load(sweep_dir / SWEEP_RECORD)
+        task_overrides = list(record.hydra.overrides.task)
+        hydra_overrides = list(record.hydra.overrides.hydra)
+    except Exception as err:  # omegaconf's and yaml's errors: the file is not a sweep record
+        raise OffrlError(f"resume={sweep_dir}: cannot read {SWEEP_RECORD} ({_first_line(err)}); expected the "
+                         "directory of an offrl train -m sweep") from None
+    extra = []
+    for override in overrides:
+        key = override.lstrip("+").split("=", 1)[0]
+        if key == "resume" or override in ("-m", "--multirun"):
+            continue
+        if key not in RESUME_ACCEPTS:
+            raise OffrlError(f"resume={sweep_dir}: {override} would change the sweep's jobs; a resume may change only "
+                             f"{', '.join(RESUME_ACCEPTS)}")
+        extra.append(override)
+    kept = [o for o in hydra_overrides if o.split("=", 1)[0] not in ("hydra.mode", "hydra.sweep.dir")]
+    return ["-m", *kept, *task_overrides, *extra, _quote_path(f"hydra.sweep.dir={sweep_dir}")]
+
+
+def _sweep_summary(sweep_dir: Path, status: int) -> int:
+    """After a sweep: when a job did not finish, one line counting its jobs and the command that continues it."""
+    jobs = [d for d in sorted(sweep_dir.iterdir()) if d.is_dir() and records.RunDir(d).config.is_file()]
+    finished = sum(records.RunDir(d).results.is_file() for d in jobs)
+    if finished == len(jobs) and status == 0:
+        return status
+    print(f"offrl: sweep {sweep_dir}: {finished} of {len(jobs)} started jobs finished; jobs not started were skipped; "
+          f"continue the sweep with: offrl train resume={shlex.quote(str(sweep_dir))}", file=sys.stderr)
+    return status or 1
 
 
 TRAIN_OPTIONS = """\
@@ -186,8 +322,9 @@ Hydra's own options: offrl train --hydra-help"""
 
 def _check_overrides(overrides: list[str]) -> None:
     """Compose the config of every job the overrides describe (a sweep's first 64) and convert it to
-    the typed configs, so a misspelt group option, an unknown key (with or without ``+``) or a wrong
-    type is one line naming it, with the closest valid names, before Hydra creates any directory."""
+    the typed configs, so a misspelt group option, an unknown key (with or without ``+``), a wrong
+    type, a value out of range or a device this machine lacks is one line naming it, with the closest valid names,
+    before Hydra creates any directory."""
 
     plain = [o for o in overrides if not o.startswith("-")]
     try:
@@ -199,7 +336,11 @@ def _check_overrides(overrides: list[str]) -> None:
             values = override.sweep_string_iterator() if override.is_sweep_override() else [override.value()]
             for value in values:
                 _check_choice(override.key_or_group, str(value))
-    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch][:64]
+    # a single run applies the overrides as given, each in turn (a key given twice: both are checked); a sweep's
+    # jobs get the last value of each key, as the sweeper gives them
+    multirun = any(o in ("-m", "--multirun") for o in overrides)
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch][:64] if multirun else [plain]
+    here = not any(o.startswith("hydra/launcher=") and "slurm" in o for o in plain)  # jobs run on this machine
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="offrl.conf", version_base="1.3"):
@@ -210,6 +351,8 @@ def _check_overrides(overrides: list[str]) -> None:
                     raise OffrlError(_composition_message(err)) from None
                 if not cfg.get("resume"):
                     parse_config(cfg)
+                if here:
+                    resolve_device(cfg.device)
     finally:
         GlobalHydra.instance().clear()
 

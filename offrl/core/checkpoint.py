@@ -1,13 +1,17 @@
-"""Atomic checkpoints, the random-number state they carry, and the lock on a run directory."""
+"""Atomic writes (checkpoints, run records, datasets, reports: a failed write is one line and keeps the previous
+file), the random-number state checkpoints carry, and the lock on a run directory."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import glob
 import os
 import pickle
 import random
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +36,59 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
 
 
 def write_atomic(path: Path, write: Callable[[Any], None], what: str) -> None:
-    """``write(binary file)`` into a temp file beside ``path``, fsync, rename over ``path``; a failure removes the
-    temp file, keeps the previous ``path`` and is an OffrlError naming it."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """``write(binary file)`` into a temp file beside ``path``, fsync, rename over ``path`` (``atomic_path``)."""
+    with atomic_path(path, what) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_text(path: Path, text: str, what: str) -> None:
+    """``text`` (UTF-8) into ``path`` atomically; a failure is one OffrlError naming the path."""
+    write_atomic(Path(path), lambda handle: handle.write(text.encode()), what)
+
+
+@contextmanager
+def atomic_path(path: Path, what: str) -> Iterator[Path]:
+    """A temp path beside ``path`` (same suffix, so writers that pick a format by it still do; this process's own)
+    for the block to write; renamed over ``path`` when the block ends. A failed write (disk full, unwritable or
+    read-only directory; torch and h5py report some of these as RuntimeError) removes the temp file, keeps the
+    previous ``path`` and is one OffrlError naming it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _remove_stale_temp_files(path)
+        yield tmp
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError ("unexpected pos")
-        try:
+    except (OSError, RuntimeError) as err:
+        with contextlib.suppress(OSError):  # the directory itself may be unusable
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the directory itself is unusable
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).strip().splitlines()[0]
-        kept = f"; the previous {what} {path} is intact" if path.exists() else ""
+        kept = f"; the previous {what} {path} is intact" if path.is_file() else ""
         raise OffrlError(f"{path}: cannot write {what} ({reason}){kept}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Temp files of ``path`` left by writers that were killed (their process is gone)."""
+    for stale in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
+        pid = stale.name[len(path.stem) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def load(path: Path) -> dict[str, Any]:

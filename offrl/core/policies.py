@@ -12,7 +12,7 @@ from offrl.core.nets import mlp, tanh_gaussian_log_prob
 
 
 class GaussianMixturePolicy(nn.Module):
-    """PMOE's policy (card C.9): K tanh-Gaussian experts on a shared trunk plus a router.
+    """PMOE's policy (docs/algorithms/pmoe.md): K tanh-Gaussian experts on a shared trunk plus a router.
 
     trunk h = MLP(s); expert k: a_k = tanh(mu_k(h) + sigma_k(h) xi_k), log sigma_k in [-20, 2];
     router w(s) = softmax(Linear(sg(h))): the router sees a detached trunk feature, so router losses

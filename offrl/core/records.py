@@ -150,7 +150,7 @@ def write_results(run_dir: str | Path, results: dict[str, Any]) -> Path:
     """``results`` as ``<run_dir>/results.json`` with the record format, written atomically (a temp file renamed
     into place); a failed write is an OffrlError naming the file."""
     path = RunDir(run_dir).results
-    _write_atomic(path, json.dumps({"record_format": RECORD_FORMAT, **results}, indent=2) + "\n")
+    checkpoint.write_text(path, json.dumps({"record_format": RECORD_FORMAT, **results}, indent=2) + "\n", "run record")
     return path
 
 
@@ -175,7 +175,7 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------- config.yaml
 def write_config(run_dir: str | Path, config: dict[str, Any]) -> Path:
     path = RunDir(run_dir).config
-    _write_atomic(path, OmegaConf.to_yaml(config))
+    checkpoint.write_text(path, OmegaConf.to_yaml(config), "run record")
     return path
 
 
@@ -204,10 +204,6 @@ def run_info(state: dict[str, Any], where: Path | str) -> RunInfo:
     if "run" not in state:
         raise OffrlError(f"{where}: the checkpoint holds no run record; it was written by an older offrl")
     return RunInfo.from_dict(state["run"], where)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    checkpoint.write_atomic(path, lambda handle: handle.write(text.encode()), "run record")
 
 
 def _first_line(err: BaseException) -> str:

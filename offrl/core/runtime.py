@@ -14,14 +14,25 @@ from offrl.core.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device ``name`` (auto: CUDA when present, else the CPU), refused in one line unless this machine
+    has it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but torch sees no CUDA device (torch {torch.__version__})")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device={name} is not a torch device; expected auto, cpu, cuda or cuda:N") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device={name} is not a device offrl runs on; expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but torch sees no CUDA device (torch {torch.__version__})")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={name} but torch sees {torch.cuda.device_count()} CUDA device(s): cuda:0 to "
+                          f"cuda:{torch.cuda.device_count() - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name} but torch sees no MPS device (Apple GPUs only); expected auto, cpu, cuda "
+                          "or cuda:N")
+    return device
 
 
 def free_cores(window_s: float = 0.2) -> int:
@@ -56,7 +67,7 @@ def flush_denormals() -> None:
 def choose_threads(threads: int | None, log: Callable[[str], None] = print) -> int:
     """``threads`` if given, else the cores free at start (at least 1): torch's default (one thread per
     core) collapses when other processes share the cores (OpenMP threads spin waiting for each other;
-    measured 8x slower with two other jobs on 2 cores, experiments/results/threads_under_load.md)."""
+    measured 8x slower with two other jobs on 2 cores, benchmarks/results/threads_under_load.md)."""
     if threads is not None:
         if threads <= 0:
             raise ConfigError(f"threads={threads} must be a positive number of torch CPU threads (or null: auto)")

@@ -115,8 +115,10 @@ class OfflineData:
             "rows_read": self.info.rows_read if self.info.rows_read is not None else len(self),
             "transitions": len(self),
             "episodes": int(ends.sum() + (not ends[-1])),
-            "terminals": int(self.terminals.sum()),
+            "terminals": int(self.terminals.sum()),  # every row where TD targets stop
             "timeouts": int((ends & ~self.terminals).sum()),  # episodes cut by a time limit or the data's end
+            # terminals inside an episode: the task solved while the episode goes on (OGBench single-task)
+            "success_terminals": int((self.terminals & ~ends).sum()),
             "dropped": dict(self.info.dropped),
             "ref_min_score": self.info.ref_min_score,
             "ref_max_score": self.info.ref_max_score,
@@ -131,9 +133,19 @@ class OfflineData:
         limit = self.info.extra.get("episode_limit", 0)
         split = ("" if limit == 0 else "; the file has no timeouts: " + (
             f"episodes split at the env's limit of {limit} steps" if limit else "episodes end at terminals only"))
-        return (f"loaded {s['location']} ({s['source']}): {s['transitions']} transitions in {s['episodes']} episodes "
-                f"({s['terminals']} terminal, {s['timeouts']} time-limit ends) from {s['rows_read']} rows; "
+        successes = (f"; {s['success_terminals']} success terminals inside episodes, where TD targets stop and the "
+                     "episode goes on" if s["success_terminals"] else "")
+        outside = self.info.extra.get("actions_outside_bounds", 0)
+        split += f"; {_count(outside, 'row')} with actions outside the env's bounds" if outside else ""
+        episodes = _count(s["episodes"], "episode")
+        return (f"loaded {s['location']} ({s['source']}): {s['transitions']} transitions in {episodes} "
+                f"({s['terminals'] - s['success_terminals']} terminal, {s['timeouts']} time-limit ends{successes}) "
+                f"from {s['rows_read']} rows; "
                 f"dropped: {dropped}; reference returns: {refs}{split}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def episode_bounds(episode_ends: np.ndarray) -> np.ndarray:
@@ -148,7 +160,7 @@ def episode_bounds(episode_ends: np.ndarray) -> np.ndarray:
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 
 
-FLAG_KEYS = ("terminals", "timeouts", "terminations", "truncations")  # 0/1 flags in D4RL and Minari files
+FLAG_KEYS = ("terminals", "timeouts", "successes", "terminations", "truncations")  # 0/1 flags in D4RL and Minari files
 
 
 def check_columns(columns: dict[str, np.ndarray | None], where: str, rows_key: str = "rewards") -> int:
@@ -170,6 +182,8 @@ def check_columns(columns: dict[str, np.ndarray | None], where: str, rows_key: s
     for key, array in columns.items():
         if array is not None and len(array) != n:
             raise DatasetError(f"{where}: key '{key}' has {len(array)} rows, expected {n} (the length of '{rows_key}')")
+        if array is not None and array.dtype.kind == "f" and array.dtype.itemsize > 4:
+            check_float32_range(array, where, key)
         if key in FLAG_KEYS and array is not None and array.dtype.kind != "b":
             bad = ~np.isin(array, (0, 1))
             if bad.any():
@@ -178,6 +192,19 @@ def check_columns(columns: dict[str, np.ndarray | None], where: str, rows_key: s
                 raise DatasetError(f"{where}: key '{key}' holds {int(bad.sum())} value(s) other than 0 and 1 (e.g. "
                                    f"{examples}, first at row {first}); expected episode-end flags")
     return n
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(array: np.ndarray, where: str, key: str) -> None:
+    """offrl trains in float32: a finite value beyond its range (a float64 1e300) would become inf."""
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(array) & (np.abs(array) > FLOAT32_MAX)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DatasetError(f"{where}: key '{key}' holds {int(bad.sum())} value(s) outside float32's range (e.g. "
+                           f"{array[index]:g} at index {index}); expected magnitudes below {FLOAT32_MAX:.3g}")
 
 
 def check_finite(array: np.ndarray, where: str, key: str) -> None:

@@ -1,9 +1,21 @@
 """Reader and writer for D4RL-layout hdf5 files, without the ``d4rl`` package.
 
-Layout: ``observations, actions, rewards, terminals`` (+ ``timeouts``, ``next_observations``,
+Layout: ``observations, actions, rewards, terminals`` (+ ``timeouts``, ``successes``, ``next_observations``,
 ``infos/*``, ``metadata/*``). A timeout is a time limit, never a terminal. Without
 ``next_observations`` the next state is ``observations[i + 1]`` and the transition at a timeout is
 dropped (its successor belongs to the next episode), as d4rl's ``qlearning_dataset`` does.
+
+Episode ends and success are separate keys. ``terminals`` and ``timeouts`` are episode ends, as every
+D4RL loader reads them (a terminal: the episode ended there and TD targets do not bootstrap; a timeout:
+a time limit). ``successes`` (optional, offrl's) marks transitions that solve the task while the episode
+goes on, as in OGBench's single-task data, where the env keeps running after a success: TD targets stop
+there (``OfflineData.terminals``) but the episode does not end (``OfflineData.episode_ends``), so trajectory
+windows and goal relabelling see whole episodes. It is a key of its own rather than OGBench's layout
+(``terminals`` = episode ends, ``masks`` = 0 at a success) because in a D4RL-layout file ``terminals`` already
+means "the episode terminated": reusing it for episode ends would make every time limit a termination to
+any D4RL loader, while a loader that does not know ``successes`` still reads whole episodes with correct
+time-limit ends. offrl's single-task files written before this key held the successes in ``terminals``,
+which cut an episode at every success; they are refused with the command that rebuilds them.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from offrl.core import checkpoint
 from offrl.core.errors import DatasetError
 from offrl.core.spec import ObservationSpec
 from offrl.data.arrays import DatasetInfo, OfflineData, check_columns
@@ -53,7 +66,8 @@ def read_d4rl_hdf5(path: str | os.PathLike, name: str | None = None, episode_lim
                     f"{path}: missing key(s) {missing}; a D4RL file needs {list(REQUIRED_KEYS)} "
                     f"(found {sorted(handle.keys())})"
                 )
-            raw = {key: _read(handle, key, path) for key in (*REQUIRED_KEYS, "timeouts", "next_observations")}
+            raw = {key: _read(handle, key, path)
+                   for key in (*REQUIRED_KEYS, "timeouts", "successes", "next_observations")}
             metadata = _read_metadata(handle)
     except (OSError, RuntimeError, KeyError, ValueError) as err:
         # a damaged file (a write cut short, a copy gone wrong): h5py fails in many ways, each one line here
@@ -63,9 +77,13 @@ def read_d4rl_hdf5(path: str | os.PathLike, name: str | None = None, episode_lim
     return _to_transitions(raw, path, name or path.stem, metadata, episode_limit)
 
 
+def _in_cache(path: Path) -> bool:
+    return path.parent.resolve() == cache_dir().resolve()
+
+
 def _rebuild_hint(path: Path) -> str:
     """How to rebuild a file offrl built (one in the dataset cache), else what to do with the user's own."""
-    if path.parent.resolve() != cache_dir().resolve():
+    if not _in_cache(path):
         return "replace it with an intact copy"
     match = re.fullmatch(r"(.+)-(\d+)", path.stem)
     name, size = (match.group(1), f" --size {match.group(2)}") if match else (path.stem, "")
@@ -95,6 +113,13 @@ def _read_metadata(handle: h5py.File) -> dict[str, Any]:
 def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, meta: dict[str, Any],
                     episode_limit: int | None) -> OfflineData:
     n = check_columns(raw, str(path))
+    info = _info_from_metadata(meta, path, name)
+    if info.extra.get("dataset_form") == "single-task" and raw["successes"] is None:
+        recipe = info.extra.get("recipe", {})
+        rebuild = (_rebuild_hint(path) if _in_cache(path) else "rebuild it with: offrl datasets build "
+                   f"{recipe.get('name', path.stem)} --size {recipe.get('size', n)} --force")
+        raise DatasetError(f"{path}: a single-task file in offrl's old layout: its 'terminals' hold the task's "
+                           f"successes, which cut an episode at every success (expected a 'successes' key); {rebuild}")
     observations = _as_matrix(raw["observations"], "observations", path)
     actions = _as_matrix(raw["actions"], "actions", path)
     rewards = np.asarray(raw["rewards"], dtype=np.float32).reshape(n, -1)
@@ -102,6 +127,7 @@ def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, me
         raise DatasetError(f"{path}: key 'rewards' has shape {raw['rewards'].shape}, expected (N,) or (N, 1)")
     rewards = rewards[:, 0]
     terminals = _as_flags(raw["terminals"], "terminals", path)
+    successes = np.zeros(n, bool) if raw["successes"] is None else _as_flags(raw["successes"], "successes", path)
     if raw["timeouts"] is not None:
         timeouts = _as_flags(raw["timeouts"], "timeouts", path)
     else:
@@ -127,7 +153,6 @@ def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, me
         if not keep.any():
             raise DatasetError(f"{path}: no transition left after dropping timeout rows")
 
-    info = _info_from_metadata(meta, path, name)
     info.rows_read = n
     if raw["timeouts"] is None:  # D4RL v0: the loaded line says how its episodes were split
         info.extra["episode_limit"] = episode_limit
@@ -140,7 +165,7 @@ def _to_transitions(raw: dict[str, np.ndarray | None], path: Path, name: str, me
         actions=actions[keep],
         rewards=rewards[keep],
         next_observations=next_observations[keep],
-        terminals=terminals[keep],
+        terminals=(terminals | successes)[keep],
         episode_ends=episode_ends[keep],
         info=info,
     )
@@ -158,6 +183,15 @@ def limit_ends(terminals: np.ndarray, limit: int) -> np.ndarray:
         elif step == limit:
             ends[i], step = True, 0
     return ends
+
+
+def d4rl_flags(terminals: np.ndarray, episode_ends: np.ndarray) -> dict[str, np.ndarray]:
+    """The flag keys of a D4RL-layout file for transitions with ``terminals`` (TD targets stop) and
+    ``episode_ends`` (``OfflineData``'s two flags): ``terminals`` that end an episode, ``timeouts`` (the other
+    episode ends) and ``successes`` (terminals inside an episode); reading the file gives both flags back."""
+    terminals, episode_ends = terminals.astype(bool), episode_ends.astype(bool)
+    return {"terminals": terminals & episode_ends, "timeouts": episode_ends & ~terminals,
+            "successes": terminals & ~episode_ends}
 
 
 def _as_matrix(array: np.ndarray, key: str, path: Path) -> np.ndarray:
@@ -207,16 +241,13 @@ def write_d4rl_hdf5(
     infos: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a D4RL-layout file atomically (temp file, then rename). ``arrays`` holds
-    observations, actions, rewards, terminals, timeouts and optionally next_observations."""
+    observations, actions, rewards, terminals, timeouts and optionally successes and next_observations."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a writer's own: never truncated under another
-    with h5py.File(tmp, "w") as handle:
+    with checkpoint.atomic_path(path, "dataset") as tmp, h5py.File(tmp, "w") as handle:
         for key, value in arrays.items():
             handle.create_dataset(key, data=value, compression="gzip", compression_opts=1)
         for key, value in (infos or {}).items():
             handle.create_dataset(f"infos/{key}", data=value, compression="gzip", compression_opts=1)
         for key, value in (metadata or {}).items():
             handle[f"metadata/{key}"] = json.dumps(value) if isinstance(value, (dict, list)) else value
-    os.replace(tmp, path)
     return path

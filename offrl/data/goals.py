@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from offrl.core.config import between, fraction, non_negative, validate
 from offrl.core.errors import ConfigError, DatasetError
 from offrl.core.spec import ACHIEVED_KEY, GOAL_KEY, ObservationSpec
 from offrl.data.arrays import DatasetInfo, OfflineData
@@ -37,18 +38,24 @@ def goal_threshold(info: DatasetInfo) -> float:
 class GoalMixture:
     """Where a relabelled goal comes from: shares of the three sources and the future offsets' law."""
 
-    p_current: float = 0.0  # goal = this transition's achieved goal
-    p_trajectory: float = 1.0  # goal = a future achieved goal of the same episode (OGBench GCBC: 1.0)
-    p_random: float = 0.0  # goal = the achieved goal of a random row
-    geometric: float | None = None  # None: future offsets uniform; else offsets ~ Geometric(1 - geometric)
+    p_current: float = fraction(0.0)  # goal = this transition's achieved goal
+    p_trajectory: float = fraction(1.0)  # goal = a future achieved goal of the same episode (OGBench GCBC: 1.0)
+    p_random: float = fraction(0.0)  # goal = the achieved goal of a random row
+    # None: future offsets uniform; else offsets ~ Geometric(1 - geometric)
+    geometric: float | None = between(None, 0, 1, open_low=True, open_high=True)  # law of the future offsets
+
+    def describe(self) -> str:
+        """The mixture in words: ``20% current, 50% future (geometric 0.99), 30% random``."""
+        future = "uniform" if self.geometric is None else f"geometric {self.geometric:g}"
+        parts = [(self.p_current, "current"), (self.p_trajectory, f"future ({future})"), (self.p_random, "random")]
+        return ", ".join(f"{share:.0%} {source}" for share, source in parts if share > 0)
 
     def check(self, where: str) -> None:
-        shares = (self.p_current, self.p_trajectory, self.p_random)
-        if min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6:
-            raise ConfigError(f"{where}: p_current, p_trajectory, p_random = {shares} must be non-negative "
-                              "and sum to 1")
-        if self.geometric is not None and not 0.0 < self.geometric < 1.0:
-            raise ConfigError(f"{where}.geometric={self.geometric} must lie in (0, 1) or be null")
+        """The shares sum to 1 (each is in [0, 1] by its range)."""
+        shares = {f"{where}.{name}": getattr(self, name) for name in ("p_current", "p_trajectory", "p_random")}
+        if abs(sum(shares.values()) - 1.0) > 1e-6:
+            given = ", ".join(f"{key}={value}" for key, value in shares.items())
+            raise ConfigError(f"{given}: expected shares that sum to 1")
 
 
 @dataclass
@@ -65,13 +72,9 @@ class GoalRelabelConfig(GoalMixture):
     its value's goals from (0.2, 0.5, 0.3, geometric 0.99) and its policy's from (0, 1, 0, uniform)."""
 
     enabled: bool | None = None  # None: on when the data's observation spec has goal keys
-    threshold: float | None = None  # success radius; None: the data's goal_threshold, else 0.45 (PointMaze)
+    threshold: float | None = non_negative(None)  # success radius; None: the data's goal_threshold or 0.45 (PointMaze)
     negative: bool = False  # reward success - 1 (OGBench's gc_negative, its GCIQL default) instead of success
     policy: PolicyGoals = field(default_factory=PolicyGoals)
-
-    def check(self, where: str = "dataset.relabel") -> None:
-        super().check(where)
-        self.policy.check(f"{where}.policy")
 
 
 def wants_relabelling(cfg: GoalRelabelConfig, spec: ObservationSpec | None, where: str) -> bool:
@@ -89,7 +92,7 @@ class GoalRelabel(StoreSampler):
 
     def __init__(self, store: TransitionStore, spec: ObservationSpec, normalizer: ObsNormalizer,
                  cfg: GoalRelabelConfig, threshold: float = DEFAULT_THRESHOLD) -> None:
-        cfg.check()
+        validate(cfg, "dataset.relabel")
         super().__init__(store)
         self.cfg = cfg
         self.threshold = cfg.threshold if cfg.threshold is not None else threshold

@@ -2,6 +2,11 @@
 
 Every episode is read at load time, so a damaged episode file is reported before training starts.
 ``write_minari`` creates a local Minari dataset from D4RL-layout arrays (any dataset offrl reads).
+
+A Minari dataset stores its episodes one by one, so episode boundaries need no flag: an episode's steps are
+read as one episode, and its ``terminations`` are the rows where TD targets stop. A task solved while the
+episode goes on (a D4RL-layout file's ``successes``, OGBench's single-task data) is a termination inside
+the episode; ``write_minari`` cuts episodes at terminals and timeouts only, and reading gives both back.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ def read_minari(dataset_id: str, name: str | None = None) -> OfflineData:
         local = sorted(minari.list_local_datasets())
         raise DatasetError(
             f"{where}: no local Minari dataset under {minari_root()} (found {local or 'none'}); this machine "
-            "cannot download datasets: copy one there, or write one with offrl (README: 'Your own data as Minari')"
+            "cannot download datasets: copy one there, or write one with offrl datasets to-minari "
+            "(docs/guide/own-data.md, 'Minari')"
         )
     try:
         dataset = minari.load_dataset(dataset_id)
@@ -107,8 +113,9 @@ def write_minari(dataset_id: str, arrays: dict[str, np.ndarray], env_id: str, *,
                  ref_min_score: float | None = None, ref_max_score: float | None = None,
                  code_permalink: str = "https://offrl.local", replace: bool = False) -> Path:
     """A local Minari dataset from D4RL-layout ``arrays`` (observations, actions, rewards,
-    next_observations, terminals, timeouts; an episode ends at a terminal or a timeout, and the last
-    row ends one), created with minari's own API under ``$MINARI_DATASETS_PATH``."""
+    next_observations, terminals, timeouts, optionally successes; an episode ends at a terminal or a
+    timeout, and the last row ends one; a success is a termination inside its episode), created with
+    minari's own API under ``$MINARI_DATASETS_PATH``."""
     import minari
     from minari.data_collector import EpisodeBuffer
 
@@ -119,15 +126,16 @@ def write_minari(dataset_id: str, arrays: dict[str, np.ndarray], env_id: str, *,
         minari.delete_dataset(dataset_id)
     ends = arrays["terminals"] | arrays["timeouts"]
     ends[-1] = True
+    terminations = arrays["terminals"] | arrays.get("successes", False)
     stops = np.flatnonzero(ends) + 1
     buffers = []
     for start, stop in zip(np.concatenate([[0], stops[:-1]]), stops):
         obs = np.concatenate([arrays["observations"][start:stop], arrays["next_observations"][stop - 1:stop]])
-        truncations = ~arrays["terminals"][start:stop] & ends[start:stop]
+        truncations = ~terminations[start:stop] & ends[start:stop]
         buffers.append(EpisodeBuffer(
             observations=list(obs.astype(np.float64)), actions=list(arrays["actions"][start:stop]),
             rewards=list(arrays["rewards"][start:stop].astype(np.float64)),
-            terminations=list(arrays["terminals"][start:stop]), truncations=list(truncations)))
+            terminations=list(terminations[start:stop]), truncations=list(truncations)))
     minari.create_dataset_from_buffers(
         dataset_id, buffers, env=gym.make(env_id), eval_env=gym.make(env_id), algorithm_name=algorithm,
         ref_min_score=ref_min_score, ref_max_score=ref_max_score, author="offrl", author_email="offrl@localhost",

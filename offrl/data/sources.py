@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from offrl.core.config import MAX_ROWS, one_of, positive
 from offrl.core.errors import ConfigError, DatasetError
 from offrl.core.spec import ObservationSpec
 from offrl.data.arrays import OfflineData, transform_rewards
@@ -24,14 +25,14 @@ SOURCES = ("recipe", "hdf5", "minari")
 @dataclass
 class DatasetConfig:
     name: str = "idp-mixed"
-    source: str = "recipe"  # recipe | hdf5 | minari
+    source: str = one_of(*SOURCES)  # recipe | hdf5 | minari
     path: str | None = None  # source=hdf5: a D4RL-layout file
     id: str | None = None  # source=minari: a locally stored dataset id
-    size: int | None = None  # source=recipe: transitions to generate (None: the recipe's full size)
+    size: int | None = positive(None, most=MAX_ROWS)  # source=recipe: transitions to generate (None: the recipe's size)
     env_id: str | None = None  # evaluation env; None: the one the dataset names
     ref_min_score: float | None = None  # override the dataset's reference returns
     ref_max_score: float | None = None
-    reward_normalization: str = "none"  # none | return_range (r * 1000 / (max - min episode return))
+    reward_normalization: str = one_of("none", "return_range")  # return_range: r * 1000 / (max - min episode return)
     reward_scale: float = 1.0
     reward_shift: float = 0.0
     # goal-conditioned data (an observation spec with desired_goal / achieved_goal): hindsight relabelling
@@ -96,6 +97,9 @@ def load_dataset(cfg: DatasetConfig, log: Callable[[str], None] = print, build: 
         info.ref_min_score = cfg.ref_min_score
     if cfg.ref_max_score is not None:
         info.ref_max_score = cfg.ref_max_score
+    if info.ref_min_score is not None and info.ref_min_score == info.ref_max_score:
+        raise DatasetError(f"{info.location}: ref_min_score = ref_max_score = {info.ref_min_score}; normalised scores "
+                           "need two different reference returns (dataset.ref_min_score, dataset.ref_max_score)")
     data = transform_rewards(data, cfg.reward_normalization, cfg.reward_scale, cfg.reward_shift)
     if info.env_id is not None:
         data = fit_to_env(data)
@@ -124,6 +128,9 @@ def fit_to_env(data: OfflineData) -> OfflineData:
             f"expects {act_space.shape}"
         )
     low, high = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
+    margin = 1e-6 * (high - low)
+    outside = ((data.actions < low - margin) | (data.actions > high + margin)).any(axis=1)
+    info.extra["actions_outside_bounds"] = int(outside.sum())
     if np.allclose(low, -1.0) and np.allclose(high, 1.0):
         return data
     actions = 2.0 * (data.actions - low) / (high - low) - 1.0

@@ -1,11 +1,13 @@
-"""Fixed-length sub-trajectories of a TransitionStore for policy-guided diffusion (card C.8 section 3a).
+"""Fixed-length sub-trajectories of a TransitionStore for PGD (docs/algorithms/pgd.md#trajectory-windows).
 
-A window is ``horizon`` consecutive rows of one episode. Which windows exist (the card; PGD's
+A window is ``horizon`` consecutive rows of one episode. Which windows exist (as PGD's
 ``environments/dataset.py``):
 
 * per episode, starts at offsets 0, stride, 2 stride, ... (so every episode start is one);
 * plus, for an episode that ends in a terminal, the window that ends exactly on that terminal step;
-* a window never crosses an episode boundary, so a ``done`` can only be at its last step;
+* a window never crosses an episode boundary, so a ``done`` that ends an episode can only be at its last
+  step; a terminal inside an episode (a task solved while the episode goes on, as in OGBench's single-task
+  data) is no boundary: windows run through it, with ``done`` = 1 at that step;
 * a window whose last step is a non-terminal episode end (a time limit, or the end of the data) is
   excluded, as is any window that would run past the episode's end; episodes shorter than the horizon
   give no window.
@@ -14,7 +16,7 @@ A window is ``horizon`` consecutive rows of one episode. Which windows exist (th
 episode's start, which keeps the set independent of the episode order.)
 
 Channels per step: observation dims, pre-tanh action dims atanh(clip(a, -(1 - eps), 1 - eps)) with
-eps = 1e-3 (the card's 0.999), reward, done (1 = terminal). Every channel is standardised with its own
+eps = 1e-3 (PGD's 0.999), reward, done (1 = terminal). Every channel is standardised with its own
 mean/std over the training windows' rows (rows counted once per window that holds them, as PGD computes
 them over its window tensor); a std of 0 becomes 1. Held-out validation episodes (a seeded choice of
 ``val_fraction`` of the episodes) give windows the same way, normalised with the training statistics.
@@ -97,7 +99,7 @@ class TrajectoryNormalizer:
         return torch.tanh(x[..., s] * self.std[s] + self.mean[s])
 
     def decode(self, windows: Tensor) -> Batch:
-        """Normalised windows (B, L, C) as B (L - 1) flat transitions (card C.8 3c, PGD ``construct_rollout``):
+        """Normalised windows (B, L, C) as B (L - 1) flat transitions (docs/algorithms/pgd.md#guided-sampling):
         s_t, a_t = tanh(pre-tanh a_t), r_t, s_{t+1} = the next step's observation, done_t = 1[done_t > 0.5]
         (unnormalised), for t = 0..L-2; window b's transitions are rows b (L - 1) .. (b + 1)(L - 1) - 1."""
         if windows.dim() != 3 or windows.shape[-1] != self.channels or windows.shape[1] < 2:
@@ -158,7 +160,7 @@ class TrajectoryWindows:
         self.device, self.horizon, self.stride = store.device, int(horizon), int(stride)
         n = len(store)
         dones = store.dones[:n].cpu().numpy() > 0.5
-        ends = store.episode_ends[:n].cpu().numpy() | dones  # a terminal always ends its episode
+        ends = store.episode_ends[:n].cpu().numpy()  # a terminal inside an episode is no boundary
         stops = np.flatnonzero(ends) + 1
         if len(stops) == 0 or stops[-1] != n:
             stops = np.append(stops, n)  # trailing rows without an end flag: an episode cut by the data's end

@@ -1,5 +1,5 @@
-"""The diffusion block shared by EXPO (DDPM action policy, card C.7) and Policy-Guided Diffusion (EDM trajectory
-model, card C.8): schedules, denoiser networks f(x, noise_level, cond), losses and samplers. Any denoiser plugs
+"""The diffusion block shared by EXPO (DDPM policy, docs/algorithms/expo.md) and Policy-Guided Diffusion (EDM trajectory
+model, docs/algorithms/pgd.md): schedules, denoisers f(x, noise_level, cond), losses and samplers. Any denoiser plugs
 into either machinery."""
 
 from offrl.diffusion.ddpm import ddpm_loss, ddpm_sample

@@ -1,4 +1,4 @@
-"""DDPM with epsilon prediction: training loss and ancestral sampling (EXPO's base policy, card C.7 section 3).
+"""DDPM with epsilon prediction: training loss and ancestral sampling (docs/algorithms/expo.md#the-base-policy).
 
 ``eps_net(x_t, t, cond)`` is any denoiser (see ``denoisers.py``) that takes the step index t (0..T-1, as a float
 tensor) as its noise level and predicts the noise.

@@ -19,7 +19,7 @@ from offrl.diffusion.schedules import left_align
 
 class FourierFeatures(nn.Module):
     """Learnable Gaussian Fourier features of a scalar: (..., 1) -> (..., out_dim),
-    [cos(2 pi v w), sin(2 pi v w)] with w ~ N(0, std^2) (EXPO: 64 + 64 features, std 0.2; card C.7)."""
+    [cos(2 pi v w), sin(2 pi v w)] with w ~ N(0, std^2) (EXPO: 64 + 64 features, std 0.2; docs/algorithms/expo.md)."""
 
     def __init__(self, out_dim: int = 128, std: float = 0.2) -> None:
         super().__init__()
@@ -57,7 +57,7 @@ class ResidualBlock(nn.Module):
 
 
 class MLPResNetDenoiser(nn.Module):
-    """EXPO's base-policy network (card C.7 section 2), f(x, noise_level, cond) -> (..., x_dim).
+    """EXPO's base-policy network (docs/algorithms/expo.md#the-base-policy), f(x, noise_level, cond) -> (..., x_dim).
 
     Input concat(x, cond, c(level)) with c = Dense(time_hidden) o swish o Dense(time_hidden) o Fourier(time_features);
     trunk Dense(hidden) -> ``num_blocks`` residual blocks (inner width ``block_hidden``) -> swish -> Dense(x_dim);

@@ -1,5 +1,5 @@
 """EDM (Karras et al. 2022): preconditioning, training loss and the stochastic Heun sampler with optional
-guidance restricted to some channels (Policy-Guided Diffusion, card C.8 section 3)."""
+guidance restricted to some channels (Policy-Guided Diffusion, docs/algorithms/pgd.md#guided-sampling)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def edm_loss(model: EDMPrecond, x0: Tensor, cond: Tensor | None = None, p_mean: 
 
 
 def pgd_guidance_scales(num_steps: int, coef: float, cos_coef: float = 0.3) -> list[float]:
-    """PGD's guidance strength per sampler step (card C.8 3c):
+    """PGD's guidance strength per sampler step (docs/algorithms/pgd.md#guided-sampling):
     lambda_i = coef ((1 - i / N) + cos_coef sin(pi (i + 1) / N)) for i < N - 1, and 0 at the last step."""
     n = num_steps
     return [coef * ((1 - i / n) + cos_coef * math.sin(math.pi * (i + 1) / n)) if i < n - 1 else 0.0 for i in range(n)]
@@ -71,7 +71,7 @@ def score_guidance(log_prob: Callable[[Tensor], Tensor]) -> Guidance:
 @dataclass
 class HeunSampler:
     """EDM's stochastic sampler (Karras et al. 2022, Algorithm 2) on the ``karras_sigmas`` ladder; defaults are
-    PGD's (card C.8 section 4). Churn gamma_i = min(s_churn / N, sqrt(2) - 1) where s_tmin <= sigma_i <= s_tmax."""
+    PGD's (docs/algorithms/pgd.md). Churn gamma_i = min(s_churn / N, sqrt(2) - 1) where s_tmin <= sigma_i <= s_tmax."""
 
     num_steps: int = 256
     sigma_min: float = 0.002

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 
 def vp_betas(T: int = 10, b_min: float = 0.1, b_max: float = 10.0) -> Tensor:
-    """EXPO's variance-preserving schedule (card C.7 section 3), t = 1..T:
+    """EXPO's variance-preserving schedule (docs/algorithms/expo.md#the-base-policy), t = 1..T:
     beta_t = 1 - exp(-b_min / T - (b_max - b_min) (2t - 1) / (2 T^2)), so that
     alpha_bar_t = exp(-b_min t / T - (b_max - b_min) t^2 / (2 T^2)) (the VP-SDE integrated to t / T)."""
     t = torch.arange(1, T + 1, dtype=torch.float64)
@@ -66,7 +66,7 @@ class DDPMSchedule(nn.Module):
 
 
 def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> Tensor:
-    """EDM noise levels (float64, on the CPU), defaults from card C.8:
+    """EDM noise levels (float64, on the CPU), defaults from docs/algorithms/pgd.md#configuration:
     sigma_i = (sigma_max^(1/rho) + i / (N - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho for i < N, sigma_N = 0."""
     i = torch.arange(num_steps, dtype=torch.float64)
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)

@@ -1,4 +1,4 @@
-"""Synthetic transitions as a batch source (Policy-Guided Diffusion, card C.8 3d).
+"""Synthetic transitions as a batch source (Policy-Guided Diffusion: docs/algorithms/pgd.md).
 
 ``SyntheticSource`` holds a table of transitions decoded from trajectories sampled by a trained
 trajectory model (``offrl diffusion train``) and regenerates it every ``refresh_every`` agent updates,
@@ -11,13 +11,13 @@ resumes with the same synthetic data.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from offrl.core.config import MAX_BATCH, non_negative, positive, rate, validate
 from offrl.core.errors import ConfigError
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
 from offrl.diffusion.trajectory import sample
@@ -27,27 +27,21 @@ from offrl.diffusion.trajectory import sample
 class SyntheticConfig:
     model: str | None = None  # a model directory written by `offrl diffusion train`; None: no synthetic data
     enabled: bool = False  # set by synthetic=pgd | unguided: then a model is required
-    share: float = 240 / 256  # synthetic rows per batch (PGD: 240 of 256)
-    refresh_every: int = 10_000  # agent updates between regenerations (PGD's synth_dataset_lifetime)
-    guidance_coef: float = 0.0  # 0: unguided; > 0: guided by the current agent (PGD's policy_guidance_coeff)
-    num_trajectories: int = 8192  # per table (PGD: 32 workers x 256 rollouts, ~1M transitions at horizon 129)
-    horizon: int | None = None  # sampled trajectory length (None: the model's sample_horizon)
-    sampler_steps: int | None = None  # Heun steps (None: the model's)
-    chunk: int = 256  # trajectories sampled at once
-
-    def check(self) -> None:
-        if not math.isfinite(self.guidance_coef) or self.guidance_coef < 0:
-            raise ConfigError(f"synthetic.guidance_coef={self.guidance_coef} must be a finite number >= 0")
-        if not 0.0 < self.share <= 1.0:
-            raise ConfigError(f"synthetic.share={self.share} must lie in (0, 1]")
-        for key in ("refresh_every", "num_trajectories", "chunk"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"synthetic.{key}={getattr(self, key)} must be positive")
+    share: float = rate(240 / 256)  # synthetic rows per batch (PGD: 240 of 256)
+    refresh_every: int = positive(10_000)  # agent updates between regenerations (PGD's synth_dataset_lifetime)
+    guidance_coef: float = non_negative(0.0)  # 0: unguided; > 0: guided by the agent (PGD's policy_guidance_coeff)
+    num_trajectories: int = positive(8192, most=MAX_BATCH)  # per table (PGD: 32 x 256, ~1M transitions at horizon 129)
+    horizon: int | None = positive(None, most=MAX_BATCH)  # sampled trajectory length (None: the model's sample_horizon)
+    sampler_steps: int | None = positive(None, most=MAX_BATCH)  # Heun steps (None: the model's)
+    chunk: int = positive(256, most=MAX_BATCH)  # trajectories sampled at once
 
 
 class SyntheticSource:
     def __init__(self, cfg: SyntheticConfig, model, agent: nn.Module, normalizer: ObsNormalizer, seed: int) -> None:
-        cfg.check()
+        validate(cfg, "synthetic")
+        if cfg.horizon is not None and cfg.horizon < model.cfg.min_horizon():
+            raise ConfigError(f"synthetic.horizon={cfg.horizon}: expected at least {model.cfg.min_horizon()}, the "
+                              f"shortest trajectory the model's {model.cfg.num_levels}-level U-Net samples")
         self.cfg, self.model, self.agent = cfg, model, agent
         self.normalizer = normalizer.to(model.device)
         self.generator = torch.Generator(device=model.device)

@@ -1,8 +1,8 @@
-"""Policy-Guided Diffusion's trajectory model (card C.8): an EDM-preconditioned ``TemporalUNet`` over normalised
+"""PGD's trajectory model (docs/algorithms/pgd.md): an EDM-preconditioned ``TemporalUNet`` over normalised
 windows [obs | pre-tanh action | reward | done] (``offrl.data.windows``), its EMA copy, optimiser and
 schedule, one-file save/load with the normalisation statistics, and (guided) sampling through ``HeunSampler``.
 
-Guidance (card C.8 3c): before sampler step i the action channels move by
+Guidance (docs/algorithms/pgd.md#guided-sampling): before sampler step i the action channels move by
 lambda_i * grad_{x_act} sum_t log pi(tanh(unnormalise(x_act_t)) | s_t), with lambda_i from
 ``pgd_guidance_scales`` and s_t the unnormalised observations of the noisy sample, passed through
 ``obs_transform`` (the trainer's observation normaliser) before the agent sees them. The gradient is with
@@ -23,6 +23,17 @@ import torch
 from torch import Tensor, nn
 
 from offrl.core import checkpoint
+from offrl.core.config import (
+    MAX_BATCH,
+    between,
+    copies,
+    fraction,
+    non_negative,
+    positive,
+    seed_value,
+    validate,
+    width,
+)
 from offrl.core.errors import ConfigError, OffrlError
 from offrl.data.store import Batch
 from offrl.data.windows import ACTION_EPS, TrajectoryNormalizer, TrajectoryWindows
@@ -36,7 +47,7 @@ MODEL_FILE = "model.pt"
 
 @dataclass
 class TrajectoryModelConfig:
-    """Trajectory diffusion model and its training. Defaults are the paper's (card C.8 sections 2-4, PGD's
+    """Trajectory diffusion model and its training. Defaults are the paper's (docs/algorithms/pgd.md, PGD's
     ``util/args.py``; a GPU configuration: a 1024/2048/4096-channel U-Net and 10,000 epochs).
 
     ``TrajectoryModelConfig.cpu()`` (``preset=cpu``) trains on two CPU cores in well under an hour; it reduces
@@ -47,47 +58,47 @@ class TrajectoryModelConfig:
     constants, churn, guidance schedule) is the paper's.
     """
 
-    # windows (card 3a)
-    horizon: int = 32
-    stride: int = 8
-    val_fraction: float = 0.05
-    action_eps: float = ACTION_EPS  # atanh(clip(a, +-(1 - eps)))
-    # U-Net (card 2)
-    features: int = 1024
-    num_levels: int = 3
-    groups: int = 8
-    # optimisation (card 3b, 4; PGD diffusion/diffusion.py: optax warmup_cosine_decay_schedule + plain Adam)
-    batch_size: int = 32
-    lr: float = 2e-3
-    warmup_fraction: float = 0.1  # peak lr at this fraction of the total steps
-    warmup_init: float = 0.1  # the schedule starts at warmup_init * lr
-    epochs: float = 10_000.0  # full passes over the training windows (used when steps is None)
-    steps: int | None = None  # total optimiser steps; None: epochs * (windows // batch_size)
-    ema_decay: float = 0.995
-    ema_every: int = 10
-    # EDM (card 3b)
-    p_mean: float = -1.2
-    p_std: float = 1.2
-    sigma_data: float = 1.0
-    # sampler (card 3c, 4)
-    sampler_steps: int = 256
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    rho: float = 7.0
-    s_churn: float = 80.0
-    s_tmin: float = 0.05
-    s_tmax: float = 50.0
-    s_noise: float = 1.003
-    heun: bool = True
-    sample_horizon: int = 129  # synthetic trajectories of 128 transitions (card 3d)
-    guidance_cos_coef: float = 0.3
+    # windows (docs/algorithms/pgd.md#trajectory-windows)
+    horizon: int = positive(32, most=MAX_BATCH)  # steps per training window
+    stride: int = positive(8, most=MAX_BATCH)  # steps between window starts within an episode
+    val_fraction: float = between(0.05, 0, 1, open_high=True)  # share of the episodes held out for the validation loss
+    action_eps: float = between(ACTION_EPS, 0, 1, open_low=True, open_high=True)  # atanh(clip(a, +-(1 - eps)))
+    # U-Net (docs/algorithms/pgd.md#the-trajectory-model)
+    features: int = width(1024)  # U-Net width of the first level (level i: features * 2^i)
+    num_levels: int = copies(3)  # U-Net levels, max-pooled by 2 between levels
+    groups: int = width(8)  # GroupNorm groups
+    # optimisation (docs/algorithms/pgd.md#training; PGD: optax warmup_cosine_decay_schedule + plain Adam)
+    batch_size: int = positive(32, most=MAX_BATCH)  # windows per optimiser step
+    lr: float = positive(2e-3)  # peak Adam learning rate
+    warmup_fraction: float = fraction(0.1)  # peak lr at this fraction of the total steps
+    warmup_init: float = fraction(0.1)  # the schedule starts at warmup_init * lr
+    epochs: float = positive(10_000.0, most=1e6)  # full passes over the training windows (used when steps is None)
+    steps: int | None = positive(None)  # total optimiser steps; None: epochs * (windows // batch_size)
+    ema_decay: float = fraction(0.995)  # decay of the EMA copy that is saved and sampled
+    ema_every: int = positive(10)  # optimiser steps between EMA updates
+    # EDM (docs/algorithms/pgd.md#training)
+    p_mean: float = -1.2  # mean of ln sigma when training
+    p_std: float = positive(1.2)  # std of ln sigma when training
+    sigma_data: float = positive(1.0)  # std of the (standardised) data in the preconditioning
+    # sampler (docs/algorithms/pgd.md#guided-sampling)
+    sampler_steps: int = positive(256, most=MAX_BATCH)  # Heun sampler steps
+    sigma_min: float = positive(0.002)  # smallest noise level of the sampler
+    sigma_max: float = positive(80.0)  # largest noise level of the sampler
+    rho: float = positive(7.0)  # exponent spacing the sampler's noise levels
+    s_churn: float = non_negative(80.0)  # stochasticity of the sampler (added noise per step)
+    s_tmin: float = non_negative(0.05)  # noise is added only at levels >= s_tmin
+    s_tmax: float = non_negative(50.0)  # ... and <= s_tmax
+    s_noise: float = non_negative(1.003)  # scale of the added noise
+    heun: bool = True  # second-order (Heun) correction; false: Euler steps
+    sample_horizon: int = positive(129, most=MAX_BATCH)  # synthetic trajectories of 128 transitions
+    guidance_cos_coef: float = non_negative(0.3)  # weight of the sine bump in the guidance schedule
     # run
-    seed: int = 0
+    seed: int = seed_value(0)  # seeds the validation split, the initialisation and the EDM noise
     device: str = "auto"  # auto: cuda when available
-    log_every: int = 100
-    val_every: int = 1000
-    val_batches: int = 16  # validation windows per evaluation: val_batches * batch_size (at most all)
-    checkpoint_every: int = 2000
+    log_every: int = positive(100)  # steps between logged training losses
+    val_every: int = positive(1000)  # steps between validation losses
+    val_batches: int = positive(16, most=MAX_BATCH)  # validation windows per evaluation: this * batch_size, at most all
+    checkpoint_every: int = positive(2000)  # steps between checkpoints (and model.pt)
 
     @classmethod
     def cpu(cls, **overrides: Any) -> TrajectoryModelConfig:
@@ -96,34 +107,35 @@ class TrajectoryModelConfig:
         values.update(overrides)
         return cls(**values)
 
+    def min_horizon(self) -> int:
+        """The shortest window the U-Net takes: it halves the length between its levels."""
+        return 2 ** (self.num_levels - 1)
+
     def total_steps(self, num_windows: int) -> int:
         if self.steps is not None:
             return int(self.steps)
         return max(1, int(self.epochs * max(num_windows // self.batch_size, 1)))
 
-    def validate(self) -> None:
-        if self.horizon < 2 ** (self.num_levels - 1) or self.sample_horizon < 2 ** (self.num_levels - 1):
-            raise ConfigError(f"horizon {self.horizon} / sample_horizon {self.sample_horizon}: the U-Net's "
-                              f"{self.num_levels} levels need at least {2 ** (self.num_levels - 1)} steps")
+    def check(self, where: str) -> None:
+        """The rules that tie fields together (each field's own range is declared with it)."""
+        key = f"{where}." if where else ""
+        if self.horizon < self.min_horizon() or self.sample_horizon < self.min_horizon():
+            raise ConfigError(f"{key}horizon {self.horizon} / {key}sample_horizon {self.sample_horizon}: the U-Net's "
+                              f"{self.num_levels} levels need at least {self.min_horizon()} steps")
         if self.features % self.groups or self.features % 4:
-            raise ConfigError(f"features={self.features} must be a multiple of groups={self.groups} and of 4")
-        for name in ("batch_size", "stride", "ema_every", "sampler_steps", "log_every", "val_every",
-                     "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be positive")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"steps={self.steps} must be positive")
+            raise ConfigError(f"{key}features={self.features} must be a multiple of {key}groups={self.groups} and "
+                              "of 4")
 
 
 class TrajectoryModel(nn.Module):
     """D(x; sigma) = EDMPrecond(TemporalUNet) over windows (B, L, obs_dim + act_dim + 2), with an EMA copy
-    (``ema``) that is what gets sampled from (card C.8 section 2). ``dataset`` names the data it models;
+    (``ema``) that is what gets sampled from (docs/algorithms/pgd.md). ``dataset`` names the data it models;
     ``info`` keeps the dataset's env id and reference returns for the synthetic files."""
 
     def __init__(self, cfg: TrajectoryModelConfig, normalizer: TrajectoryNormalizer, dataset: str,
                  info: dict[str, Any] | None = None) -> None:
         super().__init__()
-        cfg.validate()
+        validate(cfg, "")
         self.cfg, self.dataset, self.info = cfg, dataset, dict(info or {})
         self.obs_dim, self.act_dim = normalizer.obs_dim, normalizer.act_dim
         self.normalizer = normalizer

@@ -1,4 +1,4 @@
-"""A 1-D temporal U-Net over trajectories (B, horizon, channels): PGD's denoiser (card C.8 section 2)."""
+"""A 1-D temporal U-Net over (B, horizon, channels) trajectories: PGD's denoiser (docs/algorithms/pgd.md)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class TemporalUNet(nn.Module):
     must be at least 2^(num_levels - 1); any such length works, odd ones included). The noise level goes
     through sinusoidal features (dim features / 4) -> Dense(features) -> swish -> Dense(features); with
     ``cond_dim`` > 0 a Dense(cond) is added to that embedding. PGD uses features = 1024, 3 levels and
-    GroupNorm(8) (card C.8); the small default is for tests and CPU runs.
+    GroupNorm(8) (docs/algorithms/pgd.md#configuration); the small default is for tests and CPU runs.
     """
 
     def __init__(self, channels: int, features: int = 64, num_levels: int = 3, groups: int = 8,

@@ -6,12 +6,35 @@ collection is deterministic given the policy, the seed and ``num_envs``.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from multiprocessing.pool import Pool
 from typing import Any, Protocol
 
 import numpy as np
 
 from offrl.core.progress import progress
 from offrl.envs import make_vec_env
+
+
+def worker_pool(processes: int) -> Pool:
+    """A pool of spawned processes for a dataset build. Its workers leave Ctrl-C to the parent (which stops them as
+    it unwinds) and exit as soon as the parent is gone (killed), instead of finishing their share for nobody."""
+    return mp.get_context("spawn").Pool(processes, initializer=_follow_parent, initargs=(os.getpid(),))
+
+
+def _follow_parent(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class BehaviourPolicy(Protocol):
@@ -54,8 +77,8 @@ def collect(
                 for k in np.flatnonzero(done):
                     episode = {key: np.asarray(values) for key, values in running[k].items()}
                     finished.append(episode)
+                    bar.update(min(len(episode["rewards"]), num_transitions - total))  # the last one is cut
                     total += len(episode["rewards"])
-                    bar.update(len(episode["rewards"]))
                     running[k] = {key: [] for key in keys}
                 seeds = []
                 for k in range(num_envs):

@@ -1,7 +1,7 @@
 """D4RL-protocol datasets on gymnasium MuJoCo tasks, generated from shipped SAC behaviour policies.
 
 Names follow D4RL: ``<family>-<quality>`` with family in hopper / halfcheetah / walker2d / ant and
-quality in random / medium / expert / medium-replay / medium-expert (card A.2):
+quality in random / medium / expert / medium-replay / medium-expert (docs/reference/datasets.md):
 
 - random: uniform actions in [-1, 1];
 - medium / expert: actions *sampled* from the tanh-Gaussian SAC policy of the medium snapshot (about a
@@ -23,7 +23,6 @@ carrying the reference returns (uniform-random and expert policy, 100 episodes e
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import shutil
 import tempfile
@@ -38,7 +37,7 @@ import h5py
 import numpy as np
 import torch
 
-from offrl.core import records
+from offrl.core import checkpoint, records
 from offrl.core.errors import DatasetError
 from offrl.core.nets import TanhGaussianActor
 from offrl.core.records import RunDir
@@ -46,7 +45,7 @@ from offrl.data.cache import cache_file
 from offrl.data.d4rl import write_d4rl_hdf5
 from offrl.data.minari_reader import write_minari as write
 from offrl.envs import evaluate, make_vec_env
-from offrl.generation.collect import BehaviourPolicy, UniformRandomPolicy, collect
+from offrl.generation.collect import BehaviourPolicy, UniformRandomPolicy, collect, worker_pool
 from offrl.training.run import train
 
 FAMILIES = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5", "ant": "Ant-v5"}
@@ -155,7 +154,7 @@ def collect_policy(family: str, quality: str, size: int, workers: int = 2, num_e
     if len(jobs) == 1:
         parts = [_collect_worker(jobs[0])]
     else:
-        with mp.get_context("spawn").Pool(len(jobs)) as pool:
+        with worker_pool(len(jobs)) as pool:
             parts = pool.map(_collect_worker, jobs)
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
@@ -174,12 +173,14 @@ def build_generated(name: str, path: Path, size: int | None = None, workers: int
         arrays = collect_policy(family, quality, size or FULL_SIZE, workers)
     recipe = {"name": name, "family": family, "quality": quality, "size": len(arrays["rewards"]),
               "workers": workers, "seeds": {q: SEEDS[q] for q in ("random", "medium", "expert") if q in quality},
-              "behaviour": f"datasets/{family}/behaviour.json", "protocol": "D4RL (card A.2)"}
+              "behaviour": f"datasets/{family}/behaviour.json", "protocol": "D4RL"}
     metadata = {"env_id": card.env_id, "ref_min_score": card.ref_min_score, "ref_max_score": card.ref_max_score,
                 "ref_episodes": card.ref_episodes, "algorithm": "SAC" if quality != "random" else "uniform random",
                 "recipe": recipe}
     write_d4rl_hdf5(path, arrays, metadata)
-    write_minari(minari_id(family, quality, size), arrays, card, recipe)
+    where = write_minari(minari_id(family, quality, size), arrays, card, recipe)
+    log(f"offrl: Minari copy: {where} (replacing any earlier copy of that id; Minari reads it from "
+        "$MINARI_DATASETS_PATH, default ~/.minari/datasets)")
     return path
 
 
@@ -237,12 +238,13 @@ def medium_replay(card: BehaviourCard, from_run: Path | None, size: int | None,
     return arrays
 
 
-def write_minari(dataset_id: str, arrays: dict[str, np.ndarray], card: BehaviourCard, recipe: dict) -> None:
-    """The same transitions as a Minari dataset (replacing an older copy of the same id)."""
-    write(dataset_id, arrays, card.env_id, algorithm="uniform random" if recipe["quality"] == "random" else "SAC",
-          description=f"offrl D4RL-protocol dataset {recipe['name']} ({json.dumps(recipe)})",
-          ref_min_score=card.ref_min_score, ref_max_score=card.ref_max_score,
-          code_permalink="datasets/" + card.family, replace=True)
+def write_minari(dataset_id: str, arrays: dict[str, np.ndarray], card: BehaviourCard, recipe: dict) -> Path:
+    """The same transitions as a Minari dataset (replacing an older copy of the same id); its directory."""
+    algorithm = "uniform random" if recipe["quality"] == "random" else "SAC"
+    return write(dataset_id, arrays, card.env_id, algorithm=algorithm,
+                 description=f"offrl D4RL-protocol dataset {recipe['name']} ({json.dumps(recipe)})",
+                 ref_min_score=card.ref_min_score, ref_max_score=card.ref_max_score,
+                 code_permalink="datasets/" + card.family, replace=True)
 
 
 def _replay_rows_at(run_dir: Path, env_step: int) -> int:
@@ -274,14 +276,16 @@ def ship_behaviour(family: str, run_dir: Path, command: str, ref_episodes: int =
     config = loaded[expert_step]["config"]
     for which, step in (("expert", expert_step), ("medium", medium_step)):
         actor = {k[len("actor."):]: v for k, v in loaded[step]["agent"].items() if k.startswith("actor.")}
-        torch.save(actor, out / f"{which}.pt")
+        checkpoint.write_atomic(out / f"{which}.pt", lambda handle, actor=actor: torch.save(actor, handle),
+                                "behaviour policy")
     card = BehaviourCard(
         family=family, env_id=FAMILIES[family], hidden_dims=list(config["agent"]["hidden_dims"]),
         train_config=config, train_command=command, expert_step=expert_step, medium_step=medium_step,
         medium_replay_rows=loaded[medium_step].get("replay_rows") or _replay_rows_at(run_dir, medium_step),
         snapshot_returns={"expert": returns[expert_step], "medium": returns[medium_step]},
         ref_min_score=0.0, ref_max_score=0.0, ref_episodes=ref_episodes, policy_returns={})
-    (out / "behaviour.json").write_text(json.dumps(card.__dict__, indent=2))  # actors are readable from here on
+    # the actors are readable from here on; the reference returns follow
+    checkpoint.write_text(out / "behaviour.json", json.dumps(card.__dict__, indent=2), "behaviour card")
     envs = make_vec_env(card.env_id, 10)
     for quality in ("random", "medium", "expert"):
         policy = make_behaviour(family, quality, seed=SEEDS[quality])
@@ -290,5 +294,5 @@ def ship_behaviour(family: str, run_dir: Path, command: str, ref_episodes: int =
             f"over {ref_episodes} episodes")
     envs.close()
     card.ref_min_score, card.ref_max_score = card.policy_returns["random"], card.policy_returns["expert"]
-    (out / "behaviour.json").write_text(json.dumps(card.__dict__, indent=2))
+    checkpoint.write_text(out / "behaviour.json", json.dumps(card.__dict__, indent=2), "behaviour card")
     return card

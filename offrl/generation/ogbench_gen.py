@@ -27,8 +27,12 @@ state of ``observations[i]``, which hindsight relabelling and the single-task re
 achieved goal of a row is its observation). The single-task form relabels the same transitions the
 way OGBench's ``relabel_dataset`` does and its singletask env computes rewards
 (``success_timing='pre'``): with the task's fixed goal, reward = (#objects at their goal) - (#objects)
-evaluated on the state *before* the step, and the transition is terminal where every object is at
-its goal (OGBench's ``masks = 1 - terminal``). Evaluation env: ``<family>-singletask-task<k>-v0``.
+evaluated on the state *before* the step, and the transition is a success where every object is at
+its goal (OGBench's ``masks = 1 - success``). The episode goes on after a success (the data was collected
+with ``terminate_at_goal=False``), so the file keeps the goal-conditioned file's episode ends (``timeouts``
+every 1000 transitions, no ``terminals``) and stores the successes under their own key, ``successes``
+(why a key of its own: ``offrl/data/d4rl.py``): TD targets stop at a success, episodes stay whole.
+Evaluation env: ``<family>-singletask-task<k>-v0``.
 
 Determinism: episode i is collected with its own seed (env reset, the oracles' global numpy draws and
 the noise), so a dataset depends on the seed and its size only, not on the number of workers.
@@ -39,7 +43,6 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import multiprocessing as mp
 import time
 import warnings
 from collections.abc import Callable
@@ -58,6 +61,7 @@ from offrl.data.cache import cache_file
 from offrl.data.d4rl import write_d4rl_hdf5
 from offrl.data.minari_reader import write_minari
 from offrl.envs import OGBENCH_MANIPULATION
+from offrl.generation.collect import worker_pool
 
 FAMILIES = OGBENCH_MANIPULATION
 KINDS = ("play", "noisy")
@@ -232,7 +236,7 @@ def run_workers(worker: Callable[[tuple], dict[str, np.ndarray]], jobs: list[tup
     if len(jobs) == 1:
         parts = [worker(jobs[0])]
     else:
-        with mp.get_context("spawn").Pool(len(jobs)) as pool:
+        with worker_pool(len(jobs)) as pool:
             parts = pool.map(worker, jobs)
     out = {key: np.concatenate([part[key] for part in parts]) for key in parts[0] if key not in ("retries", "loop_s")}
     if "retries" in parts[0]:
@@ -317,7 +321,7 @@ def task_goals(family: str) -> dict[int, TaskGoal]:
 def single_task_rewards(family: str, task: int, qpos: np.ndarray, button_states: np.ndarray | None,
                         goal: TaskGoal | None = None) -> tuple[np.ndarray, np.ndarray]:
     """OGBench's single-task relabelling: reward = #objects at goal - #objects in the state before
-    the step, terminal where all are at their goal."""
+    the step, success where all are at their goal."""
     successes = (goal or task_goal(family, task)).successes(qpos, button_states)
     rewards = (successes.sum(axis=1) - successes.shape[1]).astype(np.float32)
     return rewards, successes.all(axis=1)
@@ -349,9 +353,9 @@ def oracle_statistics(arrays: dict[str, np.ndarray], family: str, goals: dict[in
     }
     uniq_ep, ep_index = np.unique(episode, return_inverse=True)
     for k, goal in goals.items():
-        _, terminal = single_task_rewards(family, k, arrays["infos/qpos"], arrays.get("infos/button_states"), goal)
+        _, success = single_task_rewards(family, k, arrays["infos/qpos"], arrays.get("infos/button_states"), goal)
         hit = np.zeros(len(uniq_ep), bool)
-        np.logical_or.at(hit, ep_index, terminal)
+        np.logical_or.at(hit, ep_index, success)
         stats["task_goal_reached_rate"][f"task{k}"] = float(hit.mean())
     return stats
 
@@ -394,10 +398,11 @@ class OGBenchRecipe:
               log: Callable[[str], None] = print) -> Path:
         size = size or self.size
         if self.task is None:
-            return self._build_goal_conditioned(path, size, workers, minari)
+            return self._build_goal_conditioned(path, size, workers, minari, log)
         return self._build_single_task(path, size, workers, minari, log)
 
-    def _build_goal_conditioned(self, path: Path, size: int, workers: int, minari: bool) -> Path:
+    def _build_goal_conditioned(self, path: Path, size: int, workers: int, minari: bool,
+                                log: Callable[[str], None]) -> Path:
         started = time.perf_counter()
         raw = collect(self.family, self.kind, size, self.seed, workers)
         wall = time.perf_counter() - started
@@ -411,7 +416,7 @@ class OGBenchRecipe:
                     "dataset_form": "goal-conditioned"}
         write_d4rl_hdf5(path, arrays, metadata, infos)
         if minari:
-            self._write_minari(arrays, size, stats)
+            self._write_minari(arrays, size, stats, log)
         return path
 
     def _build_single_task(self, path: Path, size: int, workers: int, minari: bool,
@@ -420,8 +425,8 @@ class OGBenchRecipe:
         source = cache_file(base_name, None if size == FULL_SIZE else size)
         if not source.exists():
             log(f"offrl: building '{base_name}' first: '{self.name}' relabels its transitions")
-            RECIPES[base_name].build(source, size, workers, minari)
-        keys = ("observations", "actions", "next_observations", "timeouts")
+            RECIPES[base_name].build(source, size, workers, minari, log)
+        keys = ("observations", "actions", "next_observations", "terminals", "timeouts")
         with h5py.File(source, "r") as handle:
             arrays = {key: handle[key][()] for key in keys}
             qpos = handle["infos/qpos"][()]
@@ -429,33 +434,33 @@ class OGBenchRecipe:
             episode = handle["infos/episode"][()]
             source_meta = json.loads(handle["metadata/recipe"][()])
             stats = json.loads(handle["metadata/oracle_success"][()])
-        rewards, terminals = single_task_rewards(self.family, self.task, qpos, buttons)
-        arrays["rewards"], arrays["terminals"] = rewards, terminals
-        arrays["timeouts"] = arrays["timeouts"] & ~terminals
-        arrays["timeouts"][-1] = not terminals[-1]
+        arrays["rewards"], arrays["successes"] = single_task_rewards(self.family, self.task, qpos, buttons)
         uniq, index = np.unique(episode, return_inverse=True)
         hit = np.zeros(len(uniq), bool)
-        np.logical_or.at(hit, index, terminals)
+        np.logical_or.at(hit, index, arrays["successes"])
         task_stats = {"episodes": int(len(uniq)), "success_rate": float(hit.mean()),
                       "criterion": f"task {self.task}'s goal state reached at some step of the 1000-step episode",
-                      "terminal_rows": int(terminals.sum()), "generating_oracle": stats}
+                      "success_rows": int(arrays["successes"].sum()), "generating_oracle": stats}
         metadata = {"env_id": self.env_id, "algorithm": self.algorithm, "source_recipe": source_meta,
                     "recipe": {**self.protocol(size, workers), "relabelled_from": str(source),
                                "reward": "OGBench singletask: #objects at goal - #objects, on the state before the "
-                                         "step; terminal when all objects are at the goal"},
+                                         "step; a success (key 'successes': TD targets stop, the episode goes on) "
+                                         "when all objects are at the goal"},
                     "oracle_success": task_stats, "dataset_form": "single-task"}
         write_d4rl_hdf5(path, arrays, metadata, {"episode": episode})
         if minari:
-            self._write_minari(arrays, size, task_stats)
+            self._write_minari(arrays, size, task_stats, log)
         return path
 
-    def _write_minari(self, arrays: dict[str, np.ndarray], size: int, stats: dict) -> None:
+    def _write_minari(self, arrays: dict[str, np.ndarray], size: int, stats: dict, log: Callable[[str], None]) -> None:
         dataset_id = minari_id(self.family, self.kind, self.task, None if size == self.size else size)
-        write_minari(dataset_id, {k: arrays[k] for k in ("observations", "actions", "rewards", "next_observations",
-                                                         "terminals", "timeouts")},
-                     self.env_id, algorithm=self.algorithm,
-                     description=f"offrl OGBench-protocol dataset {self.name} ({json.dumps(stats)[:2000]})",
-                     code_permalink="https://github.com/seohongpark/ogbench", replace=True)
+        keys = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts", "successes")
+        where = write_minari(dataset_id, {k: arrays[k] for k in keys if k in arrays}, self.env_id,
+                             algorithm=self.algorithm,
+                             description=f"offrl OGBench-protocol dataset {self.name} ({json.dumps(stats)[:2000]})",
+                             code_permalink="https://github.com/seohongpark/ogbench", replace=True)
+        log(f"offrl: Minari copy: {where} (replacing any earlier copy of that id; Minari reads it from "
+            "$MINARI_DATASETS_PATH, default ~/.minari/datasets)")
 
 
 def _d4rl_columns(raw: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

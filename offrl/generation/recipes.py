@@ -150,9 +150,14 @@ def build_lock(path: Path, log: Callable[[str], None] = print) -> Iterator[None]
     built. Two jobs of a sweep that both find the dataset missing (``hydra/launcher=local``, two lanes of an
     experiment script) would otherwise generate it twice and write the same file; the second waits, then reads the
     first one's file."""
-    locks = path.parent / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{path.name}.lock", "a") as handle:
+    lock = path.parent / ".locks" / f"{path.name}.lock"
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a")
+    except OSError as err:
+        raise DatasetError(f"{lock}: cannot write the dataset cache ({err.strerror or err}); set OFFRL_DATA_DIR to "
+                           "a writable directory") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -186,7 +191,7 @@ def ensure_recipe_dataset(name: str, size: int | None = None, log: Callable[[str
     with build_lock(path, log):
         if path.exists():  # built by another process while this one waited
             return path
-        log(f"offrl: building dataset '{name}' into {path} (first use)")
+        log(f"offrl: building dataset '{name}' into {path}")
         if ogbench:
             options = {key: value for key, value in build_options.items() if key == "workers"}
             return RECIPES[name].build(path, size, log=log, **options)

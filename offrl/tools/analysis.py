@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from offrl.core.checkpoint import write_atomic, write_text
 from offrl.core.errors import DatasetError
 from offrl.core.spec import ACHIEVED_KEY, GOAL_KEY
 from offrl.data.arrays import OfflineData
@@ -188,7 +189,7 @@ def analyze(data: OfflineData, reference: OfflineData | None = None, bins: int =
     if spec is not None and GOAL_KEY in spec.keys and ACHIEVED_KEY in spec.keys:
         goals = goal_statistics(data.observations, data.next_observations, data.episode_ends, spec,
                                 goal_threshold(info))
-    terminals = int(data.terminals.sum())
+    terminal_ends = int((data.terminals & data.episode_ends).sum())
     episode_ends = int(data.episode_ends.sum())
     return {
         "name": info.name,
@@ -199,8 +200,10 @@ def analyze(data: OfflineData, reference: OfflineData | None = None, bins: int =
         "obs_dim": data.obs_dim,
         "act_dim": data.act_dim,
         "episodes": {"count": len(bounds), "length": _stats(lengths, std=False), "return": _stats(returns)},
-        # timeouts: episode ends without a termination (a time limit, or the end of the data)
-        "episode_ends": {"count": episode_ends, "terminals": terminals, "timeouts": episode_ends - terminals},
+        # timeouts: episode ends without a termination (a time limit, or the end of the data); success terminals:
+        # terminals inside an episode (the task solved while the episode goes on)
+        "episode_ends": {"count": episode_ends, "terminals": terminal_ends, "timeouts": episode_ends - terminal_ends,
+                         "success_terminals": int((data.terminals & ~data.episode_ends).sum())},
         "rewards": _stats(data.rewards),
         "tq": {"value": tq, "mean_return": mean_return, "ref_min_score": ref_min, "ref_max_score": ref_max},
         "saco": {
@@ -248,7 +251,7 @@ def _save(figure, path: Path) -> None:
     FigureCanvasAgg(figure)
     if figure.get_layout_engine() is None:
         figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    write_atomic(path, lambda handle: figure.savefig(handle, format=path.suffix[1:], dpi=100), "figure")
 
 
 # Okabe & Ito's colour-blind-safe palette
@@ -387,7 +390,8 @@ def _dataset_section(result: dict[str, Any], files: dict[str, str]) -> list[str]
     ])
     lines += ["",
               f"- Episodes: {episodes['count']}; episode ends: {ends['terminals']} terminals, {ends['timeouts']} "
-              "timeouts (ends without termination: time limit or end of data).",
+              "timeouts (ends without termination: time limit or end of data); "
+              f"{ends['success_terminals']} success terminals inside episodes.",
               f"- TQ: {_fmt(tq['value'])} (mean return {_fmt(tq['mean_return'], 2)}, reference returns "
               f"random {_fmt(tq['ref_min_score'], 2)} / expert {_fmt(tq['ref_max_score'], 2)}).",
               f"- SACo: {_fmt(saco['value'])}, lSACo: {_fmt(saco['log_value'])} ({saco['unique']} distinct binned "
@@ -423,8 +427,7 @@ def write_report(results: list[dict[str, Any]], datasets: list[OfflineData], out
     if len(results) != len(datasets):
         raise ValueError(f"{len(results)} results for {len(datasets)} datasets")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "analysis.json").write_text(json.dumps({"datasets": results}, indent=2) + "\n")
+    write_text(out_dir / "analysis.json", json.dumps({"datasets": results}, indent=2) + "\n", "analysis")
 
     stems = _file_stems([result["name"] for result in results])
     files = [_plot_dataset(result, data, out_dir, stem) for result, data, stem in zip(results, datasets, stems)]
@@ -449,4 +452,4 @@ def write_report(results: list[dict[str, Any]], datasets: list[OfflineData], out
             lines += [f"Not in the TQ-vs-SACo plot (no reference returns): {', '.join(missing)}.", ""]
     for result, dataset_files in zip(results, files):
         lines += _dataset_section(result, dataset_files)
-    (out_dir / "report.md").write_text("\n".join(lines))
+    write_text(out_dir / "report.md", "\n".join(lines), "analysis report")

@@ -35,6 +35,7 @@ import torch
 from offrl import __version__
 from offrl.agents import agent_config, make_agent
 from offrl.core import records
+from offrl.core.checkpoint import atomic_path, write_text
 from offrl.core.errors import OffrlError
 from offrl.core.records import RunDir, canonical_checkpoint
 from offrl.core.runtime import resolve_device
@@ -222,28 +223,27 @@ def record_video(policy: Callable[[np.ndarray], np.ndarray], env_id: str, env_kw
         every = max(1, math.ceil(fps / GIF_MAX_FPS)) if gif else 1
         obs, _ = env.reset(seed=seed)
         frame = _render(env, backend)
-        if gif:
-            writer = imageio.get_writer(path, mode="I", duration=1000.0 * every / fps, loop=0)
-        else:
-            writer = imageio.get_writer(path, fps=fps, codec="libx264")
-        frames = episode_return = length = 0
-        try:
-            done = False
-            while True:
-                if length % every == 0:
-                    writer.append_data(frame)
-                    frames += 1
-                if done:
-                    break
-                obs, reward, terminated, truncated, _ = env.step(policy(obs[None])[0])
-                episode_return += float(reward)
-                length += 1
-                done = terminated or truncated
-                frame = _render(env, backend)
-        finally:
-            writer.close()
-    except OSError as err:
-        raise OffrlError(f"--video={path}: cannot write the video ({err.strerror or err})") from None
+        with atomic_path(path, "video") as tmp:  # a failed or interrupted write keeps a previous video
+            if gif:
+                writer = imageio.get_writer(tmp, mode="I", duration=1000.0 * every / fps, loop=0)
+            else:
+                writer = imageio.get_writer(tmp, fps=fps, codec="libx264")
+            frames = episode_return = length = 0
+            try:
+                done = False
+                while True:
+                    if length % every == 0:
+                        writer.append_data(frame)
+                        frames += 1
+                    if done:
+                        break
+                    obs, reward, terminated, truncated, _ = env.step(policy(obs[None])[0])
+                    episode_return += float(reward)
+                    length += 1
+                    done = terminated or truncated
+                    frame = _render(env, backend)
+            finally:
+                writer.close()
     finally:
         env.close()
     return {"path": str(path), "frames": frames, "fps": fps / every, "episode_return": episode_return,
@@ -310,9 +310,6 @@ def evaluate_run(run_dir: str | Path, checkpoint: str = "last", episodes: int = 
     result.update(wall_s=time.perf_counter() - started, offrl_version=__version__)
     other_env = f"_{env_id}" if env_id != run["env_id"] else ""  # never overwrite the run env's evaluation
     out = run_dir / f"eval_{checkpoint}{other_env}.json"
-    try:
-        out.write_text(json.dumps(result, indent=2))
-    except OSError as err:
-        raise OffrlError(f"{out}: cannot write the evaluation ({err.strerror or err})") from None
+    write_text(out, json.dumps(result, indent=2), "evaluation")
     result["json"] = str(out)
     return result

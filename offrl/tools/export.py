@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from offrl import __version__
 from offrl.agents import make_agent
-from offrl.core.checkpoint import check_writable_dir
+from offrl.core.checkpoint import check_writable_dir, write_text
 from offrl.core.errors import OffrlError
 from offrl.core.records import RunDir, canonical_checkpoint
 from offrl.envs import env_spaces
@@ -243,10 +243,7 @@ def export_policy(agent: nn.Module, normalizer: nn.Module, env_id: str, out: str
         record["verification"] = verify(module, agent, normalizer, out, fmt)
     finally:
         agent.train(training)
-    try:
-        sidecar.write_text(json.dumps(record, indent=2, allow_nan=False))
-    except OSError as err:
-        raise OffrlError(f"{sidecar}: cannot write the record ({err.strerror or err})") from None
+    write_text(sidecar, json.dumps(record, indent=2, allow_nan=False), "export record")
     record["sidecar"] = str(sidecar)
     return record
 

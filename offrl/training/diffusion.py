@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from offrl.core import checkpoint, records
+from offrl.core.config import MAX_ROWS, copies, one_of, positive, validate
 from offrl.core.errors import OffrlError
 from offrl.core.progress import write
 from offrl.core.records import RunDir
@@ -28,9 +29,9 @@ class DiffusionRun:
     """What a trajectory-model run trains on and how it runs (the model's own settings: TrajectoryModelConfig)."""
 
     dataset: str
-    size: int | None = None
-    preset: str = "paper"  # paper | cpu (TrajectoryModelConfig.cpu())
-    threads: int | None = None  # torch CPU threads; None: the cores free at start, as offrl train
+    size: int | None = positive(None, most=MAX_ROWS)
+    preset: str = one_of("paper", "cpu")  # paper | cpu (TrajectoryModelConfig.cpu())
+    threads: int | None = copies(None)  # torch CPU threads; None: the cores free at start, as offrl train
 
 
 def dataset_label(run: DiffusionRun) -> str:
@@ -65,7 +66,8 @@ def train_trajectory_model(run: DiffusionRun, cfg: TrajectoryModelConfig, run_di
     results written to results.json. ``dataset`` says how to read it (default: the named dataset at ``run.size``;
     ``build`` builds it where it is missing). Everything is checked before the run directory is written to."""
     run_dir = Path(run_dir)
-    cfg.validate()
+    validate(run, "")
+    validate(cfg, "")
     checkpoint.check_writable_dir(run_dir, "run directory")
     if not resume:
         records.check_unowned(run_dir, "offrl diffusion train")

@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from offrl.agents import AGENTS, AgentConfig, agent_config, make_agent
 from offrl.core import checkpoint, records
-from offrl.core.config import typed
-from offrl.core.errors import ConfigError
+from offrl.core.config import copies, one_of, seed_list, seed_value, typed
+from offrl.core.errors import ConfigError, DatasetError
 from offrl.core.runtime import choose_threads, cpu_model, flush_denormals, resolve_device
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import Mixture, StoreSampler
@@ -27,54 +27,52 @@ from offrl.envs import env_spaces
 from offrl.training.seeds import SeedBatches, SeedView, stack_agents
 from offrl.training.trainer import Member, Trainer, TrainerConfig
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile modes
+
 
 @dataclass
 class RunConfig:
     """Top-level keys of ``conf/config.yaml`` (the agent, dataset and trainer groups have their own
     dataclasses: the agent's config class, ``DatasetConfig`` and ``TrainerConfig``)."""
 
-    seed: int = 0
+    seed: int = seed_value(0)
     # train these seeds in one process: one agent with a seed axis on every network (offline agents with
     # Agent.seed_axis), a run directory per seed (seed_<s>/) under the run's; None: the one seed ``seed``
-    seeds: list[int] | None = None
+    seeds: list[int] | None = seed_list(None)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     env: str | None = None  # evaluation / online env id; None: the one the dataset names
     compile: bool = False  # torch.compile the agent's update: one graph per update, optimiser steps included
-    compile_mode: str = "default"  # torch.compile's mode: default | reduce-overhead (CUDA graphs) | max-autotune
-    threads: int | None = None  # torch intra-op threads; None: auto, the cores free at start (choose_threads)
+    compile_mode: str = one_of(*COMPILE_MODES)  # torch.compile's mode: default, reduce-overhead (CUDA graphs), ...
+    threads: int | None = copies(None)  # torch intra-op threads; None: auto, the cores free at start (choose_threads)
     resume: str | None = None  # a run directory to continue
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # synthetic data (policy-guided diffusion)
 
 
 TOP_KEYS = {f.name for f in fields(RunConfig)} | {"agent", "dataset", "trainer"}
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile modes
 
 
 def parse_config(cfg: DictConfig) -> tuple[RunConfig, AgentConfig, TrainerConfig, DatasetConfig]:
-    """The typed configs of a composed config; an unknown key or a wrong type is a ConfigError.
+    """The typed configs of a composed config; an unknown key, a wrong type or a value out of range is a ConfigError.
     ``loaded`` (what the data reader took, written into a run's config.yaml) is not an input."""
     unknown = sorted(set(cfg.keys()) - TOP_KEYS - {"loaded"})
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {unknown}; expected {sorted(TOP_KEYS)}")
-    top = typed(RunConfig, {k: cfg[k] for k in cfg if k in TOP_KEYS - {"agent", "dataset", "trainer"}}, "config")
+    top = typed(RunConfig, {k: cfg[k] for k in cfg if k in TOP_KEYS - {"agent", "dataset", "trainer"}}, "")
     agent_cfg = agent_config(cfg.agent)
     trainer_cfg = typed(TrainerConfig, cfg.get("trainer", {}), "trainer")
     dataset_cfg = typed(DatasetConfig, cfg.get("dataset", {}), "dataset")
-    trainer_cfg.check()
     if top.seeds is not None:
         check_seeds(top, trainer_cfg)
     if top.synthetic.enabled and top.synthetic.model is None:
         raise ConfigError("synthetic=pgd|unguided needs synthetic.model=<dir>, a trajectory model of this dataset "
                           "(offrl diffusion train dataset=<name>); without it the run would train on real data only")
-    if top.compile_mode not in COMPILE_MODES:
-        raise ConfigError(f"compile_mode={top.compile_mode} is unknown; expected one of {list(COMPILE_MODES)}")
     return top, agent_cfg, trainer_cfg, dataset_cfg
 
 
 def check_seeds(top: RunConfig, trainer: TrainerConfig) -> None:
     """``seeds=[...]`` trains offline, on uniform dataset rows, with one update per batch."""
-    if len(top.seeds) == 0 or len(set(top.seeds)) != len(top.seeds):
-        raise ConfigError(f"seeds={top.seeds} must be a non-empty list of distinct seeds")
+    if len(set(top.seeds)) != len(top.seeds):
+        raise ConfigError(f"seeds={top.seeds} must be a list of distinct seeds")
     if trainer.mode != "offline":
         raise ConfigError(f"seeds=[...] trains offline agents in one process; trainer.mode={trainer.mode} runs one "
                           "seed per process: use offrl train -m seed=" + ",".join(map(str, top.seeds)))
@@ -89,7 +87,6 @@ def synthetic_mixture(cfg: SyntheticConfig, store: TransitionStore | None, real,
                       dataset: str, seed: int) -> Mixture:
     """Batches of ``cfg.share`` synthetic rows (a SyntheticSource over the trajectory model in ``cfg.model``,
     which must have been trained on this dataset) and real rows for the rest."""
-    cfg.check()
     if store is None:
         raise ConfigError("synthetic.model needs offline data (dataset=<name>); online runs have none to mix")
     model = load_model(cfg.model, dataset=dataset, obs_dim=agent.obs_dim, act_dim=agent.act_dim,
@@ -116,6 +113,9 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
     flush_denormals()
     checkpoint.seed_everything(top.seed)
 
+    label = dataset_cfg.name if dataset_cfg.size is None else f"{dataset_cfg.name}-{dataset_cfg.size}"
+    if top.synthetic.model is not None:  # a model of another dataset is refused before that dataset is built
+        load_model(top.synthetic.model, dataset=label)
     store, loaded, offline_source = None, None, None
     if trainer_cfg.mode == "online":
         env_id = top.env or dataset_cfg.env_id
@@ -132,6 +132,12 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
         data = load_dataset(dataset_cfg, build=build)
         info, loaded = data.info, data.summary()
         print(f"offrl: {data.describe()}")
+        outside = info.extra.get("actions_outside_bounds", 0)
+        if outside and AGENTS[agent_cfg.name].needs_actions_in_bounds:
+            fits = sorted(name for name, cls in AGENTS.items() if not cls.needs_actions_in_bounds)
+            raise DatasetError(f"{info.location}: {outside} rows have actions outside the bounds of {info.env_id}; "
+                               f"agent={agent_cfg.name} evaluates dataset actions where only the env's bounds exist "
+                               f"and cannot learn from them; rescale the actions, or use one of {fits}")
         obs_dim, act_dim = data.obs_dim, data.act_dim
         normalizer = ObsNormalizer.fit(data.observations) if agent_cfg.normalize_states else ObsNormalizer(obs_dim)
         store = TransitionStore.from_data(data, device, seed=top.seed)
@@ -143,7 +149,10 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
                                   f"transition's goals; policy goals of their own need one of {readers}")
             offline_source = GoalRelabel(store, info.obs_spec, normalizer, dataset_cfg.relabel,
                                          threshold=goal_threshold(info))
-            print(f"offrl: goal-conditioned: hindsight relabelling {dataset_cfg.relabel}")
+            relabel = dataset_cfg.relabel
+            policy = f"; policy goals: {relabel.policy.describe()}" if relabel.policy.enabled else ""
+            print(f"offrl: goal-conditioned: hindsight relabelling, goals {relabel.describe()}; reward "
+                  f"{'success - 1' if relabel.negative else 'success'}{policy}")
     normalizer = normalizer.to(device)
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -169,7 +178,6 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
     if store is not None:
         agent.attach_dataset(store)
     if top.synthetic.model is not None:
-        label = dataset_cfg.name if dataset_cfg.size is None else f"{dataset_cfg.name}-{dataset_cfg.size}"
         offline_source = synthetic_mixture(top.synthetic, store, offline_source, agent, normalizer, label, top.seed)
     if top.compile:
         agent.enable_compile(mode=top.compile_mode)

@@ -13,8 +13,6 @@ under the run's, holding what a lone run holds; the run's own checkpoint holds t
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,52 +26,49 @@ from torch.utils.tensorboard import SummaryWriter
 
 from offrl.agents.base import Agent
 from offrl.core import checkpoint
+from offrl.core.config import (
+    MAX_BATCH,
+    MAX_COPIES,
+    MAX_ROWS,
+    copies,
+    fraction,
+    non_negative,
+    one_of,
+    positive,
+    validate,
+)
 from offrl.core.errors import ConfigError, Interrupted, TrainingDiverged
 from offrl.core.progress import progress, write
 from offrl.core.records import RunDir, RunInfo
+from offrl.core.signals import STOP, catch_stop_signals
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import BatchSource, Mixture, StoreSampler
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
 from offrl.envs import make_vec_env, set_vec_env_state, vec_env_state
 from offrl.training.evaluation import EnvEvaluation, Evaluation, Learner
 
-MODES = ("offline", "online", "offline_to_online")
-
 
 @dataclass
 class TrainerConfig:
-    mode: str = "offline"  # offline | online | offline_to_online
-    steps: int = 1_000_000  # gradient steps (offline) or environment steps (online, offline_to_online)
-    batch_size: int = 256
-    eval_every: int = 5_000
-    eval_episodes: int = 10
-    eval_envs: int = 10  # vector-env width for evaluation
-    log_every: int = 1_000
-    checkpoint_every: int = 50_000
+    mode: str = one_of("offline", "online", "offline_to_online")  # offline | online | offline_to_online
+    steps: int = positive(1_000_000)  # gradient steps (offline) or environment steps (online, offline_to_online)
+    batch_size: int = positive(256, most=MAX_BATCH)
+    eval_every: int = positive(5_000)
+    eval_episodes: int = positive(10, most=MAX_BATCH)
+    eval_envs: int = copies(10)  # vector-env width for evaluation
+    log_every: int = positive(1_000)
+    checkpoint_every: int = positive(50_000)
     # online and offline-to-online
-    num_envs: int = 1
-    warmup_steps: int = 10_000  # uniform-random environment steps before learning starts
-    updates_per_step: float = 1.0  # gradient updates per environment step
+    num_envs: int = copies(1)
+    warmup_steps: int = non_negative(10_000)  # uniform-random environment steps before learning starts
+    updates_per_step: float = non_negative(1.0, most=MAX_COPIES)  # gradient updates per environment step
     # critic minibatches per update (RLPD/EXPO's UTD): an update draws utd * batch_size rows, runs the
     # agent's critic_update on each consecutive minibatch and its policy_update once, on the last
-    utd: int = 1
-    buffer_size: int = 1_000_000
-    pretrain_steps: int = 0  # offline_to_online: offline gradient steps before going online
-    offline_fraction: float = 0.5  # offline_to_online: share of each batch drawn from the dataset
+    utd: int = copies(1)
+    buffer_size: int = positive(1_000_000, most=MAX_ROWS)
+    pretrain_steps: int = non_negative(0)  # offline_to_online: offline gradient steps before going online
+    offline_fraction: float = fraction(0.5)  # offline_to_online: share of each batch drawn from the dataset
     snapshot_policies: bool = False  # save the agent at every evaluation (snapshots/step_N.pt)
-
-    def check(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"trainer.mode='{self.mode}' is unknown; expected one of {list(MODES)}")
-        for key in ("steps", "batch_size", "eval_every", "eval_episodes", "eval_envs", "log_every",
-                    "checkpoint_every", "num_envs", "buffer_size", "utd"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"trainer.{key}={getattr(self, key)} must be positive")
-        for key in ("warmup_steps", "pretrain_steps", "updates_per_step"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"trainer.{key}={getattr(self, key)} must not be negative")
-        if not 0.0 <= self.offline_fraction <= 1.0:
-            raise ConfigError(f"trainer.offline_fraction={self.offline_fraction} must lie in [0, 1]")
 
 
 class Logger:
@@ -297,7 +292,7 @@ class Trainer:
         members: list[Member] | None = None,
         evaluation: Evaluation | None = None,
     ) -> None:
-        cfg.check()
+        validate(cfg, "trainer")
         self.cfg, self.agent, self.run_dir, self.seed = cfg, agent, Path(run_dir), seed
         self.normalizer, self.info, self.dataset = normalizer, info, dataset
         self.run_config = run_config or {}
@@ -316,8 +311,6 @@ class Trainer:
         self.online_steps = 0  # env steps taken in that time
         self.metrics: dict[str, Tensor] = {}
         self.checkpoint_path = RunDir(self.run_dir).last
-        self.stop_requested = False
-        self.stop_signal = signal.SIGINT
         self.restored = False
 
     # ------------------------------------------------------------------ entry point
@@ -329,40 +322,22 @@ class Trainer:
         self.loggers = [Logger(member.run_dir, purge_step=purge) for member in self.members]
         start = time.perf_counter() - self.wall_s
         self._clock = lambda: time.perf_counter() - start
-        previous_handlers = self._catch_stop_signals()
         try:
-            for index, phase in enumerate(self.phases):
-                later_started = any(p.step > 0 for p in self.phases[index + 1:])
-                if phase.step < phase.steps and not later_started:
-                    phase.run(self)
-                if not self._evaluated_at(phase) and not later_started:
-                    self._evaluate(phase)
-                    self._save()
-            self.wall_s = self._clock()
-            self._save()
+            with catch_stop_signals("stopping after this step and saving a checkpoint"):
+                for index, phase in enumerate(self.phases):
+                    later_started = any(p.step > 0 for p in self.phases[index + 1:])
+                    if phase.step < phase.steps and not later_started:
+                        phase.run(self)
+                    if not self._evaluated_at(phase) and not later_started:
+                        self._evaluate(phase)
+                        self._save()
+                self.wall_s = self._clock()
+                self._save()
         finally:
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
             for logger in self.loggers:
                 logger.close()
             self.evaluation.close()
         return [self._results(member) for member in self.members]
-
-    def _catch_stop_signals(self) -> dict[int, Any]:
-        """Ctrl-C (SIGINT) or SIGTERM (what SLURM, Kubernetes and most schedulers send before they stop or
-        preempt a job): finish the current step, checkpoint, stop (Interrupted), so a requeued job resumes
-        exactly. A second signal aborts. Returns the handlers it replaced."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum, frame):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.stop_requested, self.stop_signal = True, signum
-            write(f"offrl: {signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
-                  "(a second signal aborts)")
-
-        return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     def _current(self) -> Phase:
         """The phase in progress (the last one once all are done)."""
@@ -397,11 +372,11 @@ class Trainer:
             self._log(phase)
         if _crossed(previous, step, self.cfg.eval_every):
             self._evaluate(phase)
-        if _crossed(previous, step, self.cfg.checkpoint_every) or self.stop_requested:
+        if _crossed(previous, step, self.cfg.checkpoint_every) or STOP.requested:
             self._save()
-        if self.stop_requested:
+        if STOP.requested:
             raise Interrupted(self.run_dir, self.checkpoint_path, f"{phase.name} step {step} of {phase.steps}",
-                              self.stop_signal)
+                              STOP.signum)
 
     def _log(self, phase: Phase) -> None:
         step = self.global_step(phase)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from offrl.core.checkpoint import write_atomic
 from offrl.tools.report.build import METRICS
 from offrl.tools.report.runs import agent_key
 from offrl.tools.report.stats import AGGREGATES
@@ -44,7 +45,7 @@ def _save(figure, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
-    figure.savefig(path)
+    write_atomic(path, lambda handle: figure.savefig(handle, format=path.suffix[1:]), "figure")
 
 
 def _steps_formatter():

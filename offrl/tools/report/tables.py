@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from offrl.core.checkpoint import write_text
 from offrl.core.errors import OffrlError
 from offrl.tools.report.build import METRICS
 from offrl.tools.report.figures import draw_figures, has_curves
@@ -23,11 +24,8 @@ def write_report(report: dict[str, Any], out: Path, command: str = "") -> dict[s
     report["figures"] = {name: path.name for name, path in figures.items()}
     report["command"] = command
     files = {"report.json": out / "report.json", "report.md": out / "report.md"}
-    try:
-        files["report.json"].write_text(json.dumps(report, indent=2))
-        files["report.md"].write_text(markdown(report))
-    except OSError as err:
-        raise OffrlError(f"--out {out}: cannot write the report ({err.strerror or err})") from None
+    write_text(files["report.json"], json.dumps(report, indent=2), "report")
+    write_text(files["report.md"], markdown(report), "report")
     return {**files, **{f"{k}.png": v for k, v in figures.items()}}
 
 
