@@ -146,7 +146,7 @@ def test_bad_input_is_one_line_and_exit_2(offline_run, capsys, tmp_path):
         "but the policy was trained on InvertedDoublePendulum-v5": [offline_run, "--env", "Hopper-v5"],
         "must be a positive number": [offline_run, "--episodes", 0],
         "unrecognized arguments": [offline_run, "--bogus"],
-        "not a torch device": [offline_run, "--device", "tpu"],
+        "is not a device offrl runs on": [offline_run, "--device", "tpu"],
     }
     for expected, argv in cases.items():
         code, out, err = _eval(capsys, *argv)

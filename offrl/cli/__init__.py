@@ -1,7 +1,7 @@
 """offrl: offline and continuous-control reinforcement learning. Commands:
 
     offrl train [hydra overrides...]      train (Hydra-composed config, see conf/)
-    offrl train resume=<run dir>           continue a run from its last checkpoint
+    offrl train resume=<run or sweep dir>  continue a run (or every stopped job of a sweep) from its checkpoint
     offrl datasets list                    datasets offrl can build, with size and reference returns
     offrl datasets build <name> [--size N] generate a dataset into the cache directory
     offrl datasets analyze <name> [...]    dataset quality report: TQ, SACo, episodes, coverage, plots

@@ -253,7 +253,8 @@ TRAIN_OPTIONS = """\
   env=ID                     evaluation / online gymnasium env (default: the one the dataset names)
   compile=true               torch.compile the agent's update (one graph per update; compile_mode=reduce-overhead
                              adds CUDA graphs on a GPU)
-  resume=DIR                 continue the run in DIR from its last checkpoint (add trainer.steps=N to extend)
+  resume=DIR                 continue the run in DIR from its last checkpoint (add trainer.steps=N to extend);
+                             DIR a sweep's directory: continue its stopped jobs, start its skipped ones
   trainer.steps=N            gradient steps (offline) or environment steps (online)
   trainer.eval_every=N trainer.eval_episodes=N trainer.checkpoint_every=N trainer.log_every=N
   trainer.batch_size=N       batch size (default 256)
