@@ -448,7 +448,9 @@ def test_ctrl_c_to_a_parallel_sweep_checkpoints_every_job_and_the_sweep_resumes(
     jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
     assert len(jobs) == 3 and all((d / "results.json").is_file() for d in jobs)
     _assert_same_run(next(d for d in jobs if d.name.endswith("seed3")), uninterrupted_sweep_job)
+    finished = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file() and p.name != "multirun.yaml"}
     assert main(["train", f"resume={sweep}"]) == 0  # a finished sweep: every job says so, nothing changes
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file() and p.name != "multirun.yaml"} == finished
 
 
 def test_sigterm_to_a_submitit_job_checkpoints_and_the_sweep_resumes_exactly(tmp_path, uninterrupted_sweep_job):

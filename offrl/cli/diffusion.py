@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from offrl.cli.parser import OneLineParser
+from offrl.cli.parser import OneLineParser, report_stop
 from offrl.core.checkpoint import write_text
 from offrl.core.config import typed
 from offrl.core.errors import ConfigError, Interrupted, OffrlError, TrainingDiverged
@@ -124,13 +123,8 @@ def train_command(args: list[str]) -> int:
     try:
         results = train_trajectory_model(run, cfg, run_dir, resolve_dataset(run.dataset, run.size),
                                          resume="resume" in words, build=ensure_recipe_dataset)
-    except TrainingDiverged as err:
-        print(f"offrl: training diverged: {err}", file=sys.stderr)
-        return 1
-    except Interrupted as stop:
-        print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
-              f"offrl: continue with: offrl diffusion train resume={shlex.quote(str(stop.run_dir))}", file=sys.stderr)
-        return stop.exit_status
+    except (TrainingDiverged, Interrupted) as stop:
+        return report_stop(stop, "offrl diffusion train")
     val = results["val_loss"]
     print(f"offrl: trajectory model of {results['dataset']}: {results['steps']} steps at "
           f"{results['updates_per_s']:.1f} steps/s, train loss {results['train_loss']:.4f}, validation loss "

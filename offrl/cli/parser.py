@@ -1,9 +1,13 @@
-"""The argument parser every ``offrl`` subcommand uses, and the value types they share."""
+"""The argument parser every ``offrl`` subcommand uses, the value types they share, and how a training command
+reports a run that stopped early."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+
+from offrl.core.errors import Interrupted, TrainingDiverged
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,3 +27,14 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} must be a positive number")
     return value
+
+
+def report_stop(stop: TrainingDiverged | Interrupted, command: str) -> int:
+    """One line for a run that diverged, or two for one interrupted after its checkpoint (with the ``command``
+    that continues it); the exit status."""
+    if isinstance(stop, TrainingDiverged):
+        print(f"offrl: training diverged: {stop}", file=sys.stderr)
+        return 1
+    print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
+          f"offrl: continue with: {command} resume={shlex.quote(str(stop.run_dir))}", file=sys.stderr)
+    return stop.exit_status

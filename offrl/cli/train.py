@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from offrl.agents import AGENTS
+from offrl.cli.parser import report_stop
 from offrl.core import checkpoint, records
 from offrl.core.errors import Interrupted, OffrlError, TrainingDiverged
 from offrl.core.runtime import resolve_device
@@ -135,13 +136,8 @@ def _run(cfg: DictConfig, run_dir: Path, started: float) -> int:
         print(f"offrl: error: {err}", file=sys.stderr)
         _remove_unused_run_dir(run_dir, started)
         return 2
-    except TrainingDiverged as err:
-        print(f"offrl: training diverged: {err}", file=sys.stderr)
-        return 1
-    except Interrupted as stop:
-        print(f"offrl: interrupted at {stop.where}; checkpoint: {stop.checkpoint_path}\n"
-              f"offrl: continue with: offrl train resume={shlex.quote(str(stop.run_dir))}", file=sys.stderr)
-        return stop.exit_status
+    except (TrainingDiverged, Interrupted) as stop:
+        return report_stop(stop, "offrl train")
     for one, where in zip(results["runs"], results["run_dirs"]) if "runs" in results else [(results, run_dir)]:
         score = one["normalized_score"]
         shown = "n/a (no reference returns)" if score is None else f"{score:.1f}"
