@@ -94,3 +94,20 @@ def test_truncated_model_file_is_refused(tmp_path, model_dir, capsys):
     (broken / "model.pt").write_bytes(data[: len(data) // 2])
     assert main(_args(broken, tmp_path / "run")) == 2
     assert "truncated or unreadable" in capsys.readouterr().err
+
+
+def test_the_table_follows_the_model_preset_and_every_refresh_shows_progress_and_its_cost(tmp_path, model_dir,
+                                                                                          capsys):
+    """Without synthetic.num_trajectories the table has the model preset's size (preset=cpu: 128 trajectories);
+    sampling shows progress, and each refresh reports its transitions, time and rate."""
+    run = tmp_path / "run"
+    args = [a for a in _args(model_dir, run, 20) if not a.startswith("synthetic.num_trajectories")]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    _, synthetic = _synthetic_state(run)
+    assert synthetic["table"]["size"] == 128 * 16  # the cpu preset's 128 trajectories of horizon 17
+    assert "tables of 128 trajectories x 16 transitions (6 sampler steps)" in out.out
+    assert "synthetic table 1 (unguided): 2048/2048 transition (100%)" in out.err  # the bar's last status line
+    for k, kind, update in ((1, "unguided", 0), (2, "guided", 15)):
+        assert f"offrl: synthetic table {k} ({kind}) at update {update}: 2048 transitions from 128 trajectories in " \
+               in out.out + out.err

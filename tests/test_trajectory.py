@@ -267,6 +267,13 @@ def test_cli_train_sample_read_back_and_resume(small_default_dataset, tmp_path, 
     assert diffusion_main(["sample", str(tmp_path / "nothing"), "--num", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "featurs" in err[1], err
+    for flag, value in (("--num", "0"), ("--steps", "-3"), ("--batch", "nan"), ("--horizon", "0")):
+        bad = tmp_path / "bad.hdf5"
+        argv = ["sample", str(run), "--num", "3", "--out", str(bad)]
+        argv = [*argv[:argv.index("--num")], *argv[argv.index("--num") + 2:]] if flag == "--num" else argv
+        assert diffusion_main([*argv, flag, value]) == 2 and not bad.exists()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and flag in err[0] and value in err[0], err
 
 
 def test_resume_is_exact(small_default_dataset, tmp_path, monkeypatch):

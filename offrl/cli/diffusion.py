@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from offrl.cli.parser import OneLineParser, report_stop
+from offrl.cli.parser import OneLineParser, positive_int, report_stop
 from offrl.core.checkpoint import write_text
 from offrl.core.config import typed
 from offrl.core.errors import ConfigError, Interrupted, OffrlError, TrainingDiverged
@@ -138,14 +138,15 @@ def _sample_parser() -> argparse.ArgumentParser:
                            description="Sample unguided synthetic trajectories from a trained trajectory model and "
                                        "write their transitions as a D4RL-layout hdf5 file.")
     parser.add_argument("model", help="a run directory of offrl diffusion train (or its model.pt)")
-    parser.add_argument("--num", type=int, required=True, help="trajectories to sample")
+    parser.add_argument("--num", type=positive_int, required=True, help="trajectories to sample")
     parser.add_argument("--out", default=None, help="output file (default: <model dir>/synthetic-<num>.hdf5)")
-    parser.add_argument("--horizon", type=int, default=None, help="steps per trajectory (default: sample_horizon)")
-    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the config's)")
-    parser.add_argument("--batch", type=int, default=256, help="trajectories per sampler call")
+    parser.add_argument("--horizon", type=positive_int, default=None,
+                        help="steps per trajectory (default: sample_horizon)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: the config's)")
+    parser.add_argument("--batch", type=positive_int, default=256, help="trajectories per sampler call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: the cores free at start, as offrl train)")
     return parser
 
@@ -168,9 +169,6 @@ def sample_command(args: list[str]) -> int:
         ns = _sample_parser().parse_args(args)
     except SystemExit as exit_:
         return 2 if exit_.code else 0
-    if ns.num < 1 or ns.batch < 1 or (ns.horizon is not None and ns.horizon < 4) or (ns.steps is not None
-                                                                                      and ns.steps < 1):
-        raise ConfigError("--num, --batch and --steps must be positive and --horizon at least 4")
     device = resolve_device(ns.device)
     torch.set_num_threads(choose_threads(ns.threads))
     model = load_model(ns.model, device=device)
@@ -181,7 +179,8 @@ def sample_command(args: list[str]) -> int:
                           f"the model's {model.cfg.num_levels}-level U-Net samples")
     gen = torch.Generator(device=device).manual_seed(ns.seed)
     started = time.perf_counter()
-    windows = sample(model, ns.num, generator=gen, horizon=horizon, num_steps=ns.steps, batch_size=ns.batch)
+    windows = sample(model, ns.num, generator=gen, horizon=horizon, num_steps=ns.steps, batch_size=ns.batch,
+                     desc="sample")
     batch = model.decode(windows)
     wall = time.perf_counter() - started
     out = Path(ns.out) if ns.out else model_file.parent / f"synthetic-{ns.num}.hdf5"
@@ -203,11 +202,11 @@ def dynamics_command(argv: list[str]) -> int:
     parser.add_argument("model", help="a model directory written by offrl diffusion train")
     parser.add_argument("--agent-run", required=True, help="a run directory whose agent guides the sampling")
     parser.add_argument("--coef", type=float, nargs="+", default=[0.0, 1.0, 10.0], help="guidance coefficients")
-    parser.add_argument("--num", type=int, default=64, help="trajectories per coefficient")
-    parser.add_argument("--horizon", type=int, default=None)
-    parser.add_argument("--steps", type=int, default=None, help="sampler steps")
+    parser.add_argument("--num", type=positive_int, default=64, help="trajectories per coefficient")
+    parser.add_argument("--horizon", type=positive_int, default=None)
+    parser.add_argument("--steps", type=positive_int, default=None, help="sampler steps")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: the cores free at start, as offrl train)")
     parser.add_argument("--env", default=None, help="env to replay in (default: the model's dataset's env)")
     parser.add_argument("--out", type=Path, default=None, help="write dynamics.json and dynamics.md here")

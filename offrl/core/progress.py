@@ -25,7 +25,7 @@ def write(text: str) -> None:
 
 class StatusLines:
     """The part of tqdm's interface offrl uses (update, close, context manager), as periodic lines:
-    ``offline: 5000/20000 step (25%), 131 step/s``."""
+    ``offline: 5000/20000 step (25%), 131 step/s, 1:54 left``."""
 
     def __init__(self, total: int, desc: str, unit: str, initial: int = 0, interval_s: float = LOG_INTERVAL_S) -> None:
         self.total, self.desc, self.unit, self.n = total, desc, unit, initial
@@ -43,8 +43,10 @@ class StatusLines:
     def _line(self, now: float) -> None:
         rate = (self.n - self.start_n) / max(now - self.start, 1e-9)
         share = f" ({100.0 * self.n / self.total:.0f}%)" if self.total else ""
-        print(f"{self.desc}: {self.n}/{self.total} {self.unit}{share}, {rate:.0f} {self.unit}/s", file=sys.stderr,
-              flush=True)
+        running = self.total and 0 < self.n < self.total and rate > 0
+        left = f", {_clock((self.total - self.n) / rate)} left" if running else ""
+        print(f"{self.desc}: {self.n}/{self.total} {self.unit}{share}, {rate:.0f} {self.unit}/s{left}",
+              file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.n != self.start_n:
@@ -55,3 +57,10 @@ class StatusLines:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _clock(seconds: float) -> str:
+    """1:54, or 2:03:10 past an hour (tqdm's format)."""
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -86,13 +86,14 @@ class HeunSampler:
     @torch.no_grad()
     def sample(self, denoiser: nn.Module, shape: Sequence[int], cond: Tensor | None = None,
                guidance: Guidance | None = None, guidance_scales: Sequence[float] | None = None,
-               guidance_mask: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+               guidance_mask: Tensor | None = None, generator: torch.Generator | None = None,
+               on_step: Callable[[], None] | None = None) -> Tensor:
         """Samples of ``shape`` from D(x, sigma, cond) (e.g. an ``EDMPrecond``), on the denoiser's device (where the
         generator must live too).
 
         With ``guidance``, before step i: x <- x + guidance_scales[i] * guidance_mask * guidance(x, sigma_i);
         scales default to 1, the mask (broadcast against x, e.g. (channels,) with ones on the action
-        channels) to all ones. ``guidance=None`` samples unguided.
+        channels) to all ones. ``guidance=None`` samples unguided. ``on_step`` is called after each step (progress).
         """
         device = next(chain(denoiser.parameters(), denoiser.buffers()), torch.empty(0)).device
         n = self.num_steps
@@ -117,4 +118,6 @@ class HeunSampler:
                 d_next = (x_next - denoiser(x_next, sigma_t[i + 1], cond)) / s_next
                 x_next = x + (s_next - s_hat) * 0.5 * (d + d_next)
             x = x_next
+            if on_step is not None:
+                on_step()
         return x

@@ -11,6 +11,7 @@ resumes with the same synthetic data.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from offrl.core.config import MAX_BATCH, non_negative, positive, rate, validate
 from offrl.core.errors import ConfigError
+from offrl.core.progress import write
 from offrl.data.store import Batch, ObsNormalizer, TransitionStore
 from offrl.diffusion.trajectory import sample
 
@@ -30,7 +32,8 @@ class SyntheticConfig:
     share: float = rate(240 / 256)  # synthetic rows per batch (PGD: 240 of 256)
     refresh_every: int = positive(10_000)  # agent updates between regenerations (PGD's synth_dataset_lifetime)
     guidance_coef: float = non_negative(0.0)  # 0: unguided; > 0: guided by the agent (PGD's policy_guidance_coeff)
-    num_trajectories: int = positive(8192, most=MAX_BATCH)  # per table (PGD: 32 x 256, ~1M transitions at horizon 129)
+    # trajectories per table; None: the model's preset (synthetic_trajectories: 8192 paper, 128 cpu)
+    num_trajectories: int | None = positive(None, most=MAX_BATCH)
     horizon: int | None = positive(None, most=MAX_BATCH)  # sampled trajectory length (None: the model's sample_horizon)
     sampler_steps: int | None = positive(None, most=MAX_BATCH)  # Heun steps (None: the model's)
     chunk: int = positive(256, most=MAX_BATCH)  # trajectories sampled at once
@@ -43,6 +46,7 @@ class SyntheticSource:
             raise ConfigError(f"synthetic.horizon={cfg.horizon}: expected at least {model.cfg.min_horizon()}, the "
                               f"shortest trajectory the model's {model.cfg.num_levels}-level U-Net samples")
         self.cfg, self.model, self.agent = cfg, model, agent
+        self.num_trajectories = cfg.num_trajectories or model.cfg.synthetic_trajectories
         self.normalizer = normalizer.to(model.device)
         self.generator = torch.Generator(device=model.device)
         self.generator.manual_seed(seed + 7919)
@@ -59,11 +63,15 @@ class SyntheticSource:
             return
         cfg = self.cfg
         coef = cfg.guidance_coef if self.refreshes > 0 else 0.0  # the first table is unguided (PGD)
-
-        windows = sample(self.model, cfg.num_trajectories, guidance_coef=coef, agent=self.agent if coef else None,
+        started = time.perf_counter()
+        label = f"synthetic table {self.refreshes + 1} ({'guided' if coef else 'unguided'})"
+        windows = sample(self.model, self.num_trajectories, guidance_coef=coef, agent=self.agent if coef else None,
                          generator=self.generator, horizon=cfg.horizon, obs_transform=self.normalizer,
-                         num_steps=cfg.sampler_steps, batch_size=cfg.chunk)
+                         num_steps=cfg.sampler_steps, batch_size=cfg.chunk, desc=label)
         batch = self.model.decode(windows.detach())
+        seconds = time.perf_counter() - started
+        write(f"offrl: {label} at update {agent_step}: {len(batch.rewards)} transitions from {self.num_trajectories} "
+              f"trajectories in {seconds:.1f} s ({len(batch.rewards) / seconds:.0f} transitions/s)")
         table = TransitionStore(batch.obs.shape[1], batch.actions.shape[1], len(batch.rewards), self.model.device,
                                 seed=self.seed + 31 * self.refreshes)
         table.add(self.normalizer(batch.obs), batch.actions, batch.rewards, self.normalizer(batch.next_obs),

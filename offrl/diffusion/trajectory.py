@@ -35,6 +35,7 @@ from offrl.core.config import (
     width,
 )
 from offrl.core.errors import ConfigError, OffrlError
+from offrl.core.progress import progress
 from offrl.data.store import Batch
 from offrl.data.windows import ACTION_EPS, TrajectoryNormalizer, TrajectoryWindows
 from offrl.diffusion.edm import EDMPrecond, Guidance, HeunSampler, edm_loss, pgd_guidance_scales, score_guidance
@@ -53,7 +54,10 @@ class TrajectoryModelConfig:
     ``TrajectoryModelConfig.cpu()`` (``preset=cpu``) trains on two CPU cores in well under an hour; it reduces
     only: ``features`` 1024 -> 64 (U-Net widths 64/128/256), ``epochs`` 10,000 -> ``steps`` 20,000 optimiser
     steps (about 15 minutes on one core of this machine for idp-mixed; the paper runs tens of millions),
-    ``sampler_steps`` 256 -> 64 and ``sample_horizon`` 129 -> 65. Everything else (horizon 32, stride 8,
+    ``sampler_steps`` 256 -> 64, ``sample_horizon`` 129 -> 65, and the synthetic table of ``offrl train
+    synthetic=...`` 8,192 -> 128 trajectories (8,192 transitions), so that a refresh costs at most about a fifth of
+    the 10,000 agent updates between refreshes on one CPU core (benchmarks/results/synthetic_refresh.md).
+    Everything else (horizon 32, stride 8,
     batch 32, lr 2e-3 with 10 % warm-up from 0.1 lr and cosine decay to 0, EMA 0.995 every 10 steps, EDM
     constants, churn, guidance schedule) is the paper's.
     """
@@ -91,6 +95,8 @@ class TrajectoryModelConfig:
     s_noise: float = non_negative(1.003)  # scale of the added noise
     heun: bool = True  # second-order (Heun) correction; false: Euler steps
     sample_horizon: int = positive(129, most=MAX_BATCH)  # synthetic trajectories of 128 transitions
+    # trajectories per synthetic table of `offrl train synthetic=...` (PGD: 32 x 256, ~1M transitions at 129 steps)
+    synthetic_trajectories: int = positive(8192, most=MAX_BATCH)
     guidance_cos_coef: float = non_negative(0.3)  # weight of the sine bump in the guidance schedule
     # run
     seed: int = seed_value(0)  # seeds the validation split, the initialisation and the EDM noise
@@ -103,7 +109,7 @@ class TrajectoryModelConfig:
     @classmethod
     def cpu(cls, **overrides: Any) -> TrajectoryModelConfig:
         """The CPU preset (see the class docstring for what it reduces)."""
-        values = dict(features=64, steps=20_000, sampler_steps=64, sample_horizon=65)
+        values = dict(features=64, steps=20_000, sampler_steps=64, sample_horizon=65, synthetic_trajectories=128)
         values.update(overrides)
         return cls(**values)
 
@@ -308,13 +314,15 @@ def agent_guidance(model: TrajectoryModel, agent: nn.Module,
 def sample(model: TrajectoryModel, num_windows: int, guidance: Guidance | None = None, guidance_coef: float = 0.0,
            agent: nn.Module | None = None, generator: torch.Generator | None = None, *, horizon: int | None = None,
            obs_transform: Callable[[Tensor], Tensor] | None = None, num_steps: int | None = None,
-           batch_size: int | None = None) -> Tensor:
+           batch_size: int | None = None, desc: str | None = None) -> Tensor:
     """``num_windows`` normalised trajectories (num_windows, horizon, C) from the EMA network (horizon: the
     config's ``sample_horizon``), on the model's device (``generator`` must live there).
 
     Guided when ``guidance_coef`` > 0 and ``agent`` (or an explicit ``guidance`` callable) is given: the action
     channels only, scaled by ``pgd_guidance_scales(steps, guidance_coef, cfg.guidance_cos_coef)``; unguided
-    otherwise. ``batch_size`` splits the work into chunks (default: all at once). Decode with ``model.decode``.
+    otherwise. ``batch_size`` splits the work into chunks (default: all at once). With ``desc``, a progress bar
+    (``offrl.core.progress``) counts the transitions sampled, sampler step by sampler step. Decode with
+    ``model.decode``.
     """
     horizon = horizon or model.cfg.sample_horizon
     sampler = model.sampler(num_steps)
@@ -326,13 +334,24 @@ def sample(model: TrajectoryModel, num_windows: int, guidance: Guidance | None =
     chunk = batch_size or num_windows
     was_training = model.training
     model.eval()
+    starts = range(0, num_windows, chunk)
+    total, calls, steps_done = num_windows * (horizon - 1), len(starts) * sampler.num_steps, 0
+    bar = progress(total, desc, "transition") if desc else None
+
+    def step() -> None:  # the transitions, spread evenly over every sampler step of every chunk
+        nonlocal steps_done
+        steps_done += 1
+        bar.update(total * steps_done // calls - total * (steps_done - 1) // calls)
+
     try:
-        parts = [sampler.sample(model.ema, (min(chunk, num_windows - i), horizon, model.channels),
+        parts = [sampler.sample(model.ema, (min(chunk, num_windows - start), horizon, model.channels),
                                 guidance=guidance if guided else None, guidance_scales=scales, guidance_mask=mask,
-                                generator=generator)
-                 for i in range(0, num_windows, chunk)]
+                                generator=generator, on_step=step if bar else None)
+                 for start in starts]
     finally:
         model.train(was_training)
+        if bar is not None:
+            bar.close()
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 

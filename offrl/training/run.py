@@ -92,8 +92,10 @@ def synthetic_mixture(cfg: SyntheticConfig, store: TransitionStore | None, real,
     model = load_model(cfg.model, dataset=dataset, obs_dim=agent.obs_dim, act_dim=agent.act_dim,
                        device=store.device)
     synthetic = SyntheticSource(cfg, model, agent, normalizer, seed)
-    print(f"offrl: synthetic data from {cfg.model}: {cfg.share:.3f} of each batch, regenerated every "
-          f"{cfg.refresh_every} updates, guidance coefficient {cfg.guidance_coef}")
+    horizon, steps = cfg.horizon or model.cfg.sample_horizon, cfg.sampler_steps or model.cfg.sampler_steps
+    print(f"offrl: synthetic data from {cfg.model}: {cfg.share:.3f} of each batch, tables of "
+          f"{synthetic.num_trajectories} trajectories x {horizon - 1} transitions ({steps} sampler steps), regenerated "
+          f"every {cfg.refresh_every} updates, guidance coefficient {cfg.guidance_coef}")
     return Mixture([(synthetic, cfg.share), (real or StoreSampler(store), 1.0 - cfg.share)])
 
 
