@@ -32,8 +32,8 @@ class SyntheticConfig:
     share: float = rate(240 / 256)  # synthetic rows per batch (PGD: 240 of 256)
     refresh_every: int = positive(10_000)  # agent updates between regenerations (PGD's synth_dataset_lifetime)
     guidance_coef: float = non_negative(0.0)  # 0: unguided; > 0: guided by the agent (PGD's policy_guidance_coeff)
-    # trajectories per table; None: the model's preset (synthetic_trajectories: 8192 paper, 128 cpu)
-    num_trajectories: int | None = positive(None, most=MAX_BATCH)
+    # None: the model preset's synthetic_trajectories (8192 paper, 128 cpu)
+    num_trajectories: int | None = positive(None, most=MAX_BATCH)  # trajectories per table
     horizon: int | None = positive(None, most=MAX_BATCH)  # sampled trajectory length (None: the model's sample_horizon)
     sampler_steps: int | None = positive(None, most=MAX_BATCH)  # Heun steps (None: the model's)
     chunk: int = positive(256, most=MAX_BATCH)  # trajectories sampled at once

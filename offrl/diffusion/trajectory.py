@@ -95,8 +95,8 @@ class TrajectoryModelConfig:
     s_noise: float = non_negative(1.003)  # scale of the added noise
     heun: bool = True  # second-order (Heun) correction; false: Euler steps
     sample_horizon: int = positive(129, most=MAX_BATCH)  # synthetic trajectories of 128 transitions
-    # trajectories per synthetic table of `offrl train synthetic=...` (PGD: 32 x 256, ~1M transitions at 129 steps)
-    synthetic_trajectories: int = positive(8192, most=MAX_BATCH)
+    # PGD: 32 x 256 trajectories, ~1M transitions at 129 steps
+    synthetic_trajectories: int = positive(8192, most=MAX_BATCH)  # per synthetic table of offrl train synthetic=...
     guidance_cos_coef: float = non_negative(0.3)  # weight of the sine bump in the guidance schedule
     # run
     seed: int = seed_value(0)  # seeds the validation split, the initialisation and the EDM noise
