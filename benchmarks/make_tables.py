@@ -48,7 +48,7 @@ from offrl.cli import report as offrl_report
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice": "O-DICE", "iql": "IQL",
-         "sac": "SAC", "pmoe": "PMOE", "expo": "EXPO"}
+         "rebrac": "ReBRAC", "cql": "CQL", "sac": "SAC", "pmoe": "PMOE", "expo": "EXPO", "calql": "Cal-QL"}
 FAMILIES = ("hopper", "halfcheetah", "walker2d")
 # experiment -> the summary of its runs made before records were kept (their runs are gone): rows of agent,
 # dataset, mean, std (and n); they fill, marked with a dagger, the cells the records do not have yet
@@ -232,8 +232,9 @@ def success_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: 
 
 
 def _synthetic_column(label: str) -> str:
-    """real / unguided / guided (c): the column of a ``--by synthetic.model,synthetic.guidance_coef`` label."""
-    model, coef = label.rstrip("]").split("[")[1].split(",")
+    """real / unguided / guided (c): the column of a ``--by synthetic.model,[...,]synthetic.guidance_coef`` label."""
+    values = label.rstrip("]").split("[")[1].split(",")
+    model, coef = values[0], values[-1]
     return "real" if model == "?" else "unguided" if float(coef) == 0 else f"guided ({float(coef):g})"
 
 
@@ -255,6 +256,24 @@ def synthetic_table(report: dict, tq: dict[str, dict[Build, float]], pre_records
         + " |", "|---|---|" + "---:|" * len(columns)]
     lines += [f"| {d} | {NAMES.get(a, a)} | " + " | ".join(cells.get((d, a, c), "") for c in columns) + " |"
               for d, a in rows]
+    return "\n".join(lines)
+
+
+def table_size_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
+    """| agent (dataset, normalized score) | real data | + unguided | + guided |, one row per synthetic table size,
+    from the labels of ``--by synthetic.model,synthetic.num_trajectories,synthetic.guidance_coef``: mean +- std over
+    seeds (n). A table size of ? is the model preset's (``synthetic_trajectories``: 128 for preset=cpu)."""
+    cells: dict[tuple[str, str], str] = {}
+    for g in report["groups"]:
+        agent, (model, size, coef) = g["agent"].split("[")[0], g["agent"].rstrip("]").split("[")[1].split(",")
+        row = f"{agent}, {g['dataset']}, " + ("real data only" if model == "?" else
+                                               f"tables of {'128 (the preset)' if size == '?' else size} trajectories")
+        column = "real" if model == "?" else "unguided" if float(coef) == 0 else "guided"
+        cells[row, column] = f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})"
+    rows = sorted({r for r, _ in cells}, key=lambda r: (not r.endswith("only"), r))
+    lines = ["| runs | real data | + unguided synthetic | + guided synthetic |", "|---|---:|---:|---:|"]
+    lines += [f"| {r} | " + " | ".join(cells.get((r, c), "") for c in ("real", "unguided", "guided")) + " |"
+              for r in rows]
     return "\n".join(lines)
 
 
@@ -404,6 +423,16 @@ EXPERIMENTS: dict[str, Experiment] = {
         "(hopper-medium) or 512 trajectories regenerated every 5,000 updates (the first unguided), CPU-preset "
         "trajectory model trained 12,000 steps; 10 evaluation episodes at the end",
         "bash benchmarks/pgd_agents.sh DATASET TRAJECTORIES AGENT", "pgd"),
+    "pgd_table_size": Experiment(
+        ("pgd_agents/hopper-medium", "pgd_cpu_table"),
+        ("--metric", "normalized_score", "--agents", "td3bc", "--by",
+         "synthetic.model,synthetic.num_trajectories,synthetic.guidance_coef"), table_size_table,
+        "The CPU preset's synthetic table (128 trajectories) against the recorded 1,024: TD3+BC on hopper-medium, "
+        "final normalized score, mean +- std over seeds 0-2",
+        "2026-12-02 (1,024) and 2026-12-07 (128)",
+        "10,000 agent updates (1% of the paper's 1M), 15/16 of each batch synthetic, tables regenerated every 5,000 "
+        "updates (the first unguided), the same CPU-preset trajectory model recipe (12,000 steps); 10 evaluation "
+        "episodes at the end", "bash benchmarks/pgd_cpu_table.sh hopper-medium", "pgd"),
     "robotics": Experiment(
         ("gc_pointmaze", "cube_single", "cube_double"), ("--metric", "success_rate"), success_table,
         "Goal-conditioned and manipulation tasks: final success rate, mean +- std over seeds",
@@ -454,7 +483,7 @@ RESULT_FILES = {
 # command, machine and date) beside its JSON in benchmarks/results/
 BENCHMARKS = ("roofline", "threads_under_load", "seeds_speed", "seeds_speed_compiled", "seeds_train", "denormals",
               "td3bc_speed", "sac_vs_sb3_speed", "prdc_speed", "odice_speed", "expo_speed", "trajectory_speed",
-              "trajectory_speed_presets", "generate_speed", "ogbench_generate", "analysis_speed")
+              "trajectory_speed_presets", "synthetic_refresh", "generate_speed", "ogbench_generate", "analysis_speed")
 
 
 def benchmark_fragment(path: Path) -> str:
@@ -530,9 +559,11 @@ def _variant(label: str) -> str:
     values = label.rstrip("]").split("[")[1]
     if label.startswith("odice["):
         return f"update_mode={values}"
-    if "," in values:  # synthetic.model,synthetic.guidance_coef
+    if "," in values:  # synthetic.model,[synthetic.num_trajectories,]synthetic.guidance_coef
+        parts = values.split(",")
+        size = "" if len(parts) == 2 or parts[0] == "?" else f", tables of {'128' if parts[1] == '?' else parts[1]}"
         return {"real": "real data only", "unguided": "+ unguided synthetic"}.get(
-            _synthetic_column(label), f"+ {_synthetic_column(label)} synthetic")
+            _synthetic_column(label), f"+ {_synthetic_column(label)} synthetic") + size
     return values
 
 
@@ -733,6 +764,117 @@ def shown(text: str) -> str:
     return text.replace(" +- ", " \u00b1 ")
 
 
+# offrl against d3rlpy (benchmarks/parity_d3rlpy.py): one record per implementation, algorithm, dataset and seed
+PARITY = ROOT / "benchmarks" / "records" / "parity"
+PARITY_ALGOS = ("bc", "td3bc", "prdc", "iql", "cql", "rebrac", "calql")
+PARITY_NAMES = {"cql": "CQL", "calql": "Cal-QL (offline-to-online)", "rebrac": "ReBRAC"}
+# context only, beside the parity table: CORL's README, "Last Scores", Gym-MuJoCo (corl-team/CORL, commit eeeeef2):
+# 1M gradient steps on D4RL's v2 datasets, other data than the generated sets of the same names. CORL has no PRDC
+# column and no Cal-QL score on these datasets.
+CORL_LAST = {("bc", "halfcheetah-medium"): "42.40 +- 0.19", ("td3bc", "halfcheetah-medium"): "48.10 +- 0.18",
+             ("cql", "halfcheetah-medium"): "47.04 +- 0.22", ("iql", "halfcheetah-medium"): "48.31 +- 0.22",
+             ("rebrac", "halfcheetah-medium"): "64.04 +- 0.68",
+             ("bc", "hopper-medium-replay"): "29.81 +- 2.07", ("td3bc", "hopper-medium-replay"): "64.42 +- 21.52",
+             ("cql", "hopper-medium-replay"): "95.11 +- 5.27", ("iql", "hopper-medium-replay"): "97.43 +- 6.39",
+             ("rebrac", "hopper-medium-replay"): "94.98 +- 6.53"}
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def _mean_std(values: list[float]) -> str:
+    """'mean +- std' (population std, ddof 0, as offrl report's)."""
+    mean = _mean(values)
+    return f"{mean:.1f} +- {_mean([(v - mean) ** 2 for v in values]) ** 0.5:.1f}"
+
+
+def _budget(record: dict) -> str:
+    b = record["budget"]
+    shown = f"{b['offline_updates']:,} updates"
+    if b["online_env_steps"]:
+        shown += f" + {b['online_env_steps']:,} env steps"
+    return f"{shown}, batch {b['batch_size']}"
+
+
+def parity_fragment(records: Path) -> str:
+    """docs/results/_tables/parity.md: offrl and d3rlpy side by side per dataset and algorithm (score mean +- std over
+    seeds, updates/s of each and their ratio, d3rlpy's loop rate), CORL's published score as context; a caption with
+    the dates, CPUs, versions, budgets and commands taken from the records."""
+    found = [json.loads(path.read_text()) for path in sorted(records.glob("*.json"))]
+    if not found:
+        return ("**offrl against d3rlpy.** No runs recorded yet; `python benchmarks/parity_d3rlpy.py` makes them "
+                "(benchmarks/README.md).\n{: .caption }")
+    groups: dict[tuple[str, str], dict[str, dict[int, dict]]] = {}
+    for r in found:
+        label = r["dataset"] if not r.get("size") else f"{r['dataset']}-{r['size']}"
+        groups.setdefault((label, r["algo"]), {}).setdefault(r["impl"], {})[r["seed"]] = r
+    order = sorted(groups, key=lambda k: (dataset_order(k[0]), PARITY_ALGOS.index(k[1])
+                                          if k[1] in PARITY_ALGOS else 99))
+    lines = ["| dataset | algorithm | budget | offrl score | d3rlpy score | offrl updates/s | d3rlpy updates/s | "
+             "offrl / d3rlpy (per seed) | d3rlpy loop updates/s | CORL, 1M updates on D4RL v2 (context only) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    mismatches: dict[str, set[str]] = {}
+    for label, algo in order:
+        impls = groups[(label, algo)]
+        offrl, d3 = impls.get("offrl", {}), impls.get("d3rlpy", {})
+        any_record = next(iter((offrl or d3).values()))
+
+        def score(runs: dict[int, dict]) -> str:
+            if not runs:
+                return ""
+            final = _mean_std([r["normalized_score"] for r in runs.values()])
+            pre = [r["pretrain_normalized_score"] for r in runs.values()
+                   if r.get("pretrain_normalized_score") is not None]
+            return (f"{_mean_std(pre)} &rarr; {final}" if pre else final) + f" ({len(runs)})"
+
+        speed = {impl: _mean(r["updates_per_s"] for r in runs.values()) if runs else None
+                 for impl, runs in (("offrl", offrl), ("d3rlpy", d3))}
+        rate = {impl: "" if value is None else f"{value:.1f}" for impl, value in speed.items()}
+        paired = [offrl[s]["updates_per_s"] / d3[s]["updates_per_s"] for s in sorted(set(offrl) & set(d3))]
+        ratio = ""
+        if paired:  # the ratio of the mean rates, and the range of the per-seed ratios
+            ratio = f"{speed['offrl'] / speed['d3rlpy']:.2f}"
+            ratio += f" ({min(paired):.2f}-{max(paired):.2f})" if len(paired) > 1 else ""
+        loop = f"{_mean(r['loop_updates_per_s'] for r in d3.values()):.1f}" if d3 else ""
+        context = CORL_LAST.get((algo, label), "")
+        name = PARITY_NAMES.get(algo) or NAMES.get(algo, algo)
+        lines.append(f"| {label} | {name} | {_budget(any_record)} | {score(offrl)} | {score(d3)} | {rate['offrl']} | "
+                     f"{rate['d3rlpy']} | {ratio} | {loop} | {context} |")
+        for r in d3.values():
+            mismatches.setdefault(name, set()).update(r.get("mapping", {}).get("mismatches", []))
+    dates = sorted({r["date"] for r in found})
+    cpus = sorted({r.get("cpu") or "CPU model not recorded" for r in found})
+    versions = sorted({r["version"] for r in found if r["impl"] == "d3rlpy"})
+    torch = sorted({str(r.get("torch")) for r in found})
+    episodes = sorted({r["budget"]["eval_episodes"] for r in found})
+    commands = sorted({r["benchmark_command"] for r in found})
+    windows = sorted({r["loop_window"][0] for r in found if r["impl"] == "d3rlpy"})
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    caption = (f"**offrl against d3rlpy {', '.join(versions) or '(no d3rlpy run yet)'} on the same generated files.** "
+               f"Runs of {when} on {', '.join(cpus)}, CPU only (torch {', '.join(torch)}), 1 thread per run (torch, "
+               "OpenMP, BLAS), one run at a time. Both train on the transitions offrl's loader gives (rewards after "
+               "offrl's preprocessing, offrl's state statistics), with offrl's composed hyperparameters set in "
+               "d3rlpy's config (benchmarks/parity_d3rlpy.py), the same batch, budget and seeds, and are evaluated "
+               f"alike: {' / '.join(map(str, episodes))} deterministic episodes at the end (Cal-QL also at the end of "
+               "pre-training: pre-training &rarr; final), episode i reset with seed + 100 + i, normalized score from "
+               "the file's reference returns; mean +- std over seeds (ddof 0), seeds in brackets. updates/s: "
+               "gradient updates over the seconds inside the update call, whole run, the same accounting for both "
+               "(sampling, logging and evaluation excluded); d3rlpy's loop rate adds its batch sampling and "
+               f"per-step logging (offline updates after the first {' / '.join(f'{w:,}' for w in windows)}). The "
+               "CORL column is context only: CORL's README "
+               "last scores (corl-team/CORL commit eeeeef2), 1M updates on D4RL's v2 datasets, other data than "
+               f"these generated sets; CORL has no PRDC or locomotion Cal-QL score. Re-run: "
+               + "; ".join(f"`{c}`" for c in commands) + ".\n{: .caption }")
+    notes = [f"- {name}: " + "; ".join(sorted(found_)) for name, found_ in mismatches.items() if found_]
+    text = f"{caption}\n\n" + "\n".join(lines)
+    if notes:
+        text += "\n\nWhat d3rlpy's implementation does differently at these settings (recorded with each run):\n\n" + \
+                "\n".join(notes)
+    return text
+
+
 def write_pages(reports_dir: Path, docs: Path, readme: Path | None) -> list[Path]:
     """Stage 3: every table fragment, every agent's fragment and the README's table; the files written."""
     tq = task_quality(RESULTS / "dataset_analysis")
@@ -745,6 +887,7 @@ def write_pages(reports_dir: Path, docs: Path, readme: Path | None) -> list[Path
         tables[name] = f"**{title}.** {rest + '.' if rest else ''}\n{{: .caption }}\n\n{table(source)}"
     for name in BENCHMARKS:
         tables[f"speed_{name}"] = benchmark_fragment(RESULTS / f"{name}.md")
+    tables["parity"] = parity_fragment(PARITY)  # offrl against d3rlpy (benchmarks/parity_d3rlpy.py)
     for name, report in reports.items():
         experiment = EXPERIMENTS[name]
         pre = PRE_RECORDS.get(name)

@@ -17,7 +17,7 @@ import offrl.agents
 import offrl.core.optim
 from offrl.agents import AGENTS, Agent, make_agent
 from offrl.core.optim import ADAM_KEYWORDS, INIT_GROUP_PARAMETERS, Adam, TorchAPIError, adam, check_torch_api
-from offrl.data.store import Batch, TransitionStore
+from offrl.data.store import COLUMNS, Batch, TransitionStore
 
 AGENT_FILES = sorted(Path(offrl.agents.__file__).parent.glob("*.py"))
 OBS, ACT = 4, 2
@@ -26,8 +26,11 @@ SMALL = {
     "td3bc": {"hidden_dims": [8]},
     "prdc": {"hidden_dims": [8]},
     "a2pr": {"hidden_dims": [8], "critic_hidden_dims": [8], "vae_hidden_dims": [8]},
+    "rebrac": {"hidden_dims": [8]},
     "odice": {"hidden_dims": [8], "value_hidden_dims": [8]},
     "iql": {"hidden_dims": [8]},
+    "cql": {"hidden_dims": [8], "cql_n_actions": 2},
+    "calql": {"hidden_dims": [8], "cql_n_actions": 2},
     "sac": {"hidden_dims": [8]},
     "pmoe": {"hidden_dims": [8]},
     "expo": {"hidden_dims": [8], "num_qs": 2, "num_min_qs": 2, "num_samples": 2, "num_edit_samples": 2,
@@ -37,9 +40,11 @@ SMALL = {
 
 
 def _batch(n: int = 8) -> Batch:
+    """Random transitions with every optional column (an agent reads those it declares)."""
     g = torch.Generator().manual_seed(0)
     return Batch(torch.randn(n, OBS, generator=g), torch.rand(n, ACT, generator=g) * 2 - 1,
-                 torch.randn(n, generator=g), torch.randn(n, OBS, generator=g), torch.zeros(n))
+                 torch.randn(n, generator=g), torch.randn(n, OBS, generator=g), torch.zeros(n),
+                 next_actions=torch.rand(n, ACT, generator=g) * 2 - 1, returns=torch.randn(n, generator=g))
 
 
 def _agent(name: str) -> Agent:
@@ -118,7 +123,13 @@ def test_supports_utd_exactly_when_critic_and_policy_steps_run(name):
     assert agent.update(batch)  # the ordinary update runs either way
 
 
-@pytest.mark.parametrize("name", ["td3bc", "prdc", "a2pr"])
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_declared_dataset_columns_exist(name):
+    """Agent.dataset_columns names columns the data layer can make (offrl.data.store.COLUMNS)."""
+    assert set(AGENTS[name].dataset_columns) <= set(COLUMNS)
+
+
+@pytest.mark.parametrize("name", ["td3bc", "prdc", "a2pr", "rebrac"])
 def test_td3_family_runs_the_actor_step_every_policy_freq_updates(name):
     agent = _agent(name)
     steps = [("actor_loss" in agent.update(_batch())) for _ in range(4)]

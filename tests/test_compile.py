@@ -20,8 +20,11 @@ SMALL = {
     "td3bc": {"hidden_dims": [16, 16]},
     "prdc": {"hidden_dims": [16, 16]},
     "a2pr": {"hidden_dims": [16], "critic_hidden_dims": [16], "vae_hidden_dims": [16]},
+    "rebrac": {"hidden_dims": [16, 16]},
     "odice": {"hidden_dims": [16, 16], "value_hidden_dims": [16, 16]},
     "iql": {"hidden_dims": [16, 16], "actor_lr_schedule_steps": 100},
+    "cql": {"hidden_dims": [16, 16], "cql_n_actions": 3, "cql_lagrange": True, "cql_max_target_backup": True},
+    "calql": {"hidden_dims": [16, 16], "cql_n_actions": 3},
     "sac": {"hidden_dims": [16, 16]},
     "pmoe": {"hidden_dims": [16, 16]},
     "expo": {"hidden_dims": [16, 16], "num_qs": 4, "num_min_qs": 2, "num_samples": 3, "num_edit_samples": 3,
@@ -45,18 +48,18 @@ class GraphCounter:
         return run
 
 
-def _store(n: int = 200) -> TransitionStore:
+def _store(n: int = 200, columns: tuple[str, ...] = ()) -> TransitionStore:
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(n, OBS)).astype(np.float32)
     data = OfflineData(obs, rng.uniform(-1, 1, (n, ACT)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                       obs + 0.1, rng.random(n) < 0.1, np.zeros(n, bool), DatasetInfo("t", "test", "test"))
-    return TransitionStore.from_data(data)
+                       obs + 0.1, rng.random(n) < 0.1, np.arange(n) % 50 == 49, DatasetInfo("t", "test", "test"))
+    return TransitionStore.from_data(data, columns=columns, discount=0.99)
 
 
 def _agent(name: str):
     torch.manual_seed(0)
     agent = make_agent({"name": name, **SMALL[name]}, OBS, ACT)
-    store = _store()
+    store = _store(columns=agent.dataset_columns)  # with the columns the agent reads (ReBRAC's next actions)
     agent.attach_dataset(store)
     return agent, store
 
@@ -92,7 +95,7 @@ def test_dynamo_sees_no_graph_break(name):
     batch = store.sample(32)
     agent.num_updates = 1  # the coming update is the second: the TD3 family's delayed actor step runs in it
     inputs = agent.prepare(batch)
-    assert name not in ("td3bc", "prdc", "a2pr") or "bc_target" in inputs
+    assert name not in ("td3bc", "prdc", "a2pr", "rebrac") or "bc_target" in inputs
     explanation = torch._dynamo.explain(method)(batch, inputs)
     assert explanation.graph_break_count == 0, [b.reason for b in explanation.break_reasons]
     assert explanation.graph_count == 1

@@ -94,6 +94,8 @@ def _agent_trains(cfg) -> None:
     g = torch.Generator().manual_seed(0)
     store.add(torch.randn(64, 3, generator=g), torch.rand(64, 2, generator=g) * 2 - 1, torch.randn(64, generator=g),
               torch.randn(64, 3, generator=g), torch.zeros(64), torch.zeros(64))
+    store.columns = {"next_actions": torch.rand(64, 2, generator=g) * 2 - 1,  # the optional columns agents read
+                     "returns": torch.randn(64, generator=g)}
     agent.attach_dataset(store)
     agent.update(StoreSampler(store).sample(16))
 
@@ -206,7 +208,8 @@ def test_cli_every_agent_trains_with_its_fields_at_zero_where_accepted(tmp_path,
     run = tmp_path / "run"
     code = main(["train", f"agent={name}", "dataset=idp-mixed", *FAST, *small, *_zeros(name),
                  "env=InvertedDoublePendulum-v5", "trainer.steps=3", "trainer.eval_every=3", "trainer.eval_episodes=1",
-                 "trainer.warmup_steps=0", "trainer.utd=1", "trainer.batch_size=16", "threads=1",
+                 "trainer.warmup_steps=0", "trainer.pretrain_steps=3", "trainer.utd=1", "trainer.batch_size=16",
+                 "threads=1",
                  f"hydra.run.dir={run}"])
     assert code == 0, capsys.readouterr().err
     assert (run / "results.json").is_file()

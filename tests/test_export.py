@@ -27,7 +27,8 @@ ONLINE = {"sac", "pmoe"}
 # export; tests/test_expo.py checks that `offrl export` refuses it in one line.
 EXPORTABLE = sorted(set(AGENTS) - {"expo"})
 SMALL = {"a2pr": ["agent.critic_hidden_dims=[32,32]", "agent.vae_hidden_dims=[32,32]"],
-         "odice": ["agent.value_hidden_dims=[32,32]"]}
+         "odice": ["agent.value_hidden_dims=[32,32]"],
+         "calql": ["dataset=idp-mixed", "trainer.pretrain_steps=10"]}  # then 20 env steps of its trainer
 
 
 def train_tiny(agent: str, run_dir) -> None:

@@ -295,7 +295,7 @@ def _reference_log_prob(agent, obs, actions):
             return Normal(mean, agent.actor.log_std.clamp(-5, 2).exp()).log_prob(actions).sum(-1)
         if name == "odice":
             return Normal(agent.actor.mean(obs), agent.actor.log_std.clamp(-5, 2).exp()).log_prob(actions).sum(-1)
-        if name == "sac":
+        if name in ("sac", "cql", "calql"):  # tanh-Gaussian policies
             mean, log_std = agent.actor.trunk(obs).chunk(2, -1)
             base = Normal(mean, log_std.clamp(-20, 2).exp())
             return TransformedDistribution(base, TanhTransform()).log_prob(actions).sum(-1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from offrl.agents import make_agent
+from offrl.agents import AGENTS, make_agent
 from offrl.core.errors import ConfigError
 from offrl.data.arrays import DatasetInfo, OfflineData
 from offrl.data.store import TransitionStore
@@ -26,7 +26,11 @@ CONFIGS = {
     "gciql": {"name": "iql", "hidden_dims": [16, 16], "layer_norm": True, "extraction": "ddpgbc",  # OGBench's GCIQL
               "log_std_min": 0.0, "log_std_max": 0.0},
     "a2pr": {"hidden_dims": [16], "critic_hidden_dims": [16], "vae_hidden_dims": [16]},
+    "rebrac": {"hidden_dims": [16, 16]},  # LayerNorm critics: per-member, per-seed affine parameters
     "odice": {"hidden_dims": [16, 16], "value_hidden_dims": [16, 16]},  # per-seed orthogonal projection
+    "cql_lagrange": {"name": "cql", "hidden_dims": [16, 16], "cql_n_actions": 3, "cql_lagrange": True,
+                     "cql_max_target_backup": True, "backup_entropy": True},  # per-seed alpha and alpha'
+    "calql": {"hidden_dims": [16, 16], "cql_n_actions": 3},  # the rows' returns-to-go as the floor
     "odice_single_head": {"name": "odice", "hidden_dims": [16], "value_hidden_dims": [16], "twin_value": False,
                           "value_layer_norm": False},
 }
@@ -37,7 +41,7 @@ def _data() -> OfflineData:
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(300, OBS)).astype(np.float32)
     return OfflineData(obs, rng.uniform(-1, 1, (300, ACT)).astype(np.float32), rng.normal(size=300).astype(np.float32),
-                       obs + 0.1, rng.random(300) < 0.1, np.zeros(300, bool), DatasetInfo("t", "test", "test"))
+                       obs + 0.1, rng.random(300) < 0.1, np.arange(300) % 50 == 49, DatasetInfo("t", "test", "test"))
 
 
 def _agent(key: str, seed: int, store: TransitionStore):
@@ -51,7 +55,8 @@ def _agent(key: str, seed: int, store: TransitionStore):
 @pytest.mark.parametrize("key", sorted(CONFIGS))
 def test_a_seed_in_a_stack_follows_the_same_seed_alone(key):
     data = _data()
-    stores = {s: TransitionStore.from_data(data, seed=s) for s in SEEDS}
+    columns = AGENTS[CONFIGS[key].get("name", key)].dataset_columns  # what the agent reads (ReBRAC's next actions)
+    stores = {s: TransitionStore.from_data(data, seed=s, columns=columns, discount=0.99) for s in SEEDS}
     alone = {s: _agent(key, s, stores[s]) for s in SEEDS}
     stacked = stack_agents([_agent(key, s, stores[s]) for s in SEEDS])
     stacked.attach_dataset(stores[SEEDS[0]])

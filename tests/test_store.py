@@ -5,7 +5,7 @@ import torch
 from offrl.core.errors import ConfigError
 from offrl.data.arrays import DatasetInfo, OfflineData
 from offrl.data.batches import Mixture, StoreSampler
-from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.data.store import ObsNormalizer, TransitionStore, combine
 from tests.conftest import make_episodes
 
 
@@ -37,6 +37,43 @@ def test_episode_slices():
     assert store.episode_bounds().tolist() == [[0, 4], [4, 7], [7, 12]]
     episode = store.episode(1)
     assert episode.obs[:, 0].tolist() == [1000.0, 1001.0, 1002.0]
+
+
+def test_next_actions_are_the_next_rows_actions_within_each_episode():
+    """OfflineData.next_actions: row i + 1's action inside an episode; the row's own action at an episode's last row
+    (a termination, a time limit, and the data's end even without an end flag)."""
+    data = _data(lengths=(4, 3, 5), ends=("terminal", "timeout", "timeout"))
+    data.episode_ends[-1] = False  # the data ends mid-episode: its last row still ends an episode
+    expected = data.actions.copy()
+    for start, stop in [(0, 4), (4, 7), (7, 12)]:
+        expected[start:stop - 1] = data.actions[start + 1:stop]
+    np.testing.assert_array_equal(data.next_actions(), expected)
+
+
+def test_a_store_holds_the_next_actions_column_only_when_asked_and_batches_carry_it():
+    data = _data()
+    assert TransitionStore.from_data(data).sample(8).next_actions is None  # no agent reads it
+    store = TransitionStore.from_data(data, seed=0, columns=("next_actions",))
+    batch = store.sample(512)
+    actions_at = {float(o): a for o, a in zip(data.observations[:, 0], data.actions)}  # obs t of episode e: 1000e + t
+    ends = store.episode_ends.clone()
+    ends[-1] = True
+    rows = torch.nonzero(batch.obs[:, :1] == store.obs[None, :, 0])[:, 1]  # the rows drawn (their obs are distinct)
+    for next_obs, next_action, action, end in zip(batch.next_obs[:, 0], batch.next_actions, batch.actions, ends[rows]):
+        # inside an episode: the action stored with the next observation; at an episode's end: the row's own action
+        want = action if end else torch.from_numpy(actions_at[float(next_obs)])
+        torch.testing.assert_close(next_action, want, msg=f"next obs {float(next_obs)}")
+    assert set(ends[rows].tolist()) == {False, True}
+    torch.testing.assert_close(store.episode(1).next_actions, torch.from_numpy(data.next_actions()[4:7]))
+    # the column travels with its rows through a mixture's interleaving and a seed stack, and is dropped where a part
+    # lacks it
+    by_obs = {float(o): torch.from_numpy(a) for o, a in zip(data.observations[:, 0], data.next_actions())}
+    other = TransitionStore.from_data(data, seed=1, columns=("next_actions",))
+    mixed = Mixture([(StoreSampler(store), 0.5), (StoreSampler(other), 0.5)]).sample(64)
+    for obs, next_action in zip(mixed.obs[:, 0], mixed.next_actions):
+        torch.testing.assert_close(next_action, by_obs[float(obs)])
+    assert combine([store.sample(4), other.sample(4)], torch.stack).next_actions.shape == (2, 4, 2)
+    assert combine([store.sample(4), TransitionStore.from_data(data).sample(4)], torch.cat).next_actions is None
 
 
 def test_ring_buffer_overwrites_the_oldest_rows():

@@ -10,11 +10,13 @@ from omegaconf import OmegaConf
 from offrl.agents.a2pr import A2PR
 from offrl.agents.base import Agent, AgentConfig
 from offrl.agents.bc import BC
+from offrl.agents.cql import CQL, CalQL
 from offrl.agents.expo import EXPO
 from offrl.agents.iql import IQL
 from offrl.agents.odice import ODICE
 from offrl.agents.pmoe import PMOE
 from offrl.agents.prdc import PRDC
+from offrl.agents.rebrac import ReBRAC
 from offrl.agents.sac import SAC
 from offrl.agents.td3bc import TD3BC
 from offrl.core.config import typed, validate
@@ -23,8 +25,8 @@ from offrl.core.errors import ConfigError
 # The one list of agents, in the order reports and tables show them: offline agents from the simplest, then the
 # online and offline-to-online ones.
 AGENTS: dict[str, type[Agent]] = {
-    "bc": BC, "td3bc": TD3BC, "prdc": PRDC, "a2pr": A2PR, "odice": ODICE, "iql": IQL,
-    "sac": SAC, "pmoe": PMOE, "expo": EXPO,
+    "bc": BC, "td3bc": TD3BC, "prdc": PRDC, "a2pr": A2PR, "rebrac": ReBRAC, "odice": ODICE, "iql": IQL,
+    "cql": CQL, "sac": SAC, "pmoe": PMOE, "expo": EXPO, "calql": CalQL,
 }
 
 

@@ -56,6 +56,11 @@ class Agent(nn.Module):
     # True: the update evaluates dataset actions where only [-1, 1] exists (a tanh-squashed density, a clipped
     # sampler), so a dataset whose actions exceed the env's bounds is refused rather than silently clipped
     needs_actions_in_bounds: ClassVar[bool] = False
+    # Batch columns beyond the transition that the update reads (names of offrl.data.store.COLUMNS, e.g. ReBRAC's
+    # "next_actions", Cal-QL's "returns", made at the config's ``discount``): the offline store holds them for this
+    # agent, an online replay those of REPLAY_COLUMNS, and a run whose batches cannot carry them (no dataset, online
+    # phases for the others, synthetic data) is refused before it starts
+    dataset_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: AgentConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__()

@@ -28,6 +28,7 @@ from offrl.data.store import Batch
 class TD3BCConfig(AgentConfig):
     name: str = "td3bc"
     critic_hidden_dims: list[int] | None = widths(None)  # the critics' hidden layers; None: hidden_dims
+    critic_layer_norm: bool = False  # a LayerNorm after each hidden layer's activation in the critics (ReBRAC's)
     actor_lr: float = positive(3e-4)  # Adam learning rate of the actor
     critic_lr: float = positive(3e-4)  # Adam learning rate of the twin critics
     discount: float = fraction(0.99)  # gamma of the TD target
@@ -47,7 +48,8 @@ class TD3BC(Agent):
         super().__init__(cfg, obs_dim, act_dim)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_dims)
         self.critic_hidden_dims = cfg.hidden_dims if cfg.critic_hidden_dims is None else cfg.critic_hidden_dims
-        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=self.critic_hidden_dims)
+        self.critic = EnsembleCritic(obs_dim, act_dim, n=2, hidden=self.critic_hidden_dims,
+                                     layer_norm=cfg.critic_layer_norm, norm_after_activation=True)
         self.actor_target = frozen_copy(self.actor)
         self.critic_target = frozen_copy(self.critic)
         self.optimizers = {"actor": adam(self.actor, cfg.actor_lr), "critic": adam(self.critic, cfg.critic_lr)}

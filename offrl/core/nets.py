@@ -62,12 +62,14 @@ class EnsembleLinear(nn.Module):
 
 class EnsembleMLP(nn.Module):
     """``n`` independent MLPs as one module: (B, in) or (n, B, in) -> (n, B, out). With ``layer_norm``
-    each hidden layer is followed by a LayerNorm with per-member affine parameters."""
+    each hidden layer is followed by a LayerNorm with per-member affine parameters, before the activation
+    (RLPD's order) or, with ``norm_after_activation``, after it (ReBRAC's order)."""
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256),
-                 layer_norm: bool = False) -> None:
+                 layer_norm: bool = False, norm_after_activation: bool = False) -> None:
         super().__init__()
         self.n = n
+        self.norm_after_activation = norm_after_activation
         dims = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(EnsembleLinear(n, i, o) for i, o in zip(dims[:-1], dims[1:]))
         self.norm_weights = nn.ParameterList(nn.Parameter(torch.ones(n, 1, w)) for w in hidden) if layer_norm else None
@@ -80,16 +82,21 @@ class EnsembleMLP(nn.Module):
         if x.dim() == (3 if seeded else 2):  # the same batch for every member
             count = members.numel() if isinstance(members, Tensor) else len(range(self.n)[members])
             x = x.unsqueeze(-3).expand(*x.shape[:-2], count, *x.shape[-2:])
+        members_of = (slice(None), members) if seeded else members
         for i, layer in enumerate(self.layers):
             x = layer(x, members)
             if i < len(self.layers) - 1:
-                if self.norm_weights is not None:
-                    weight, bias = self.norm_weights[i], self.norm_biases[i]
-                    members_of = (slice(None), members) if seeded else members
-                    weight, bias = weight[members_of], bias[members_of]
-                    x = F.layer_norm(x, x.shape[-1:]) * weight + bias
+                if self.norm_weights is not None and not self.norm_after_activation:
+                    x = self._norm(x, i, members_of)
                 x = torch.relu(x)
+                if self.norm_weights is not None and self.norm_after_activation:
+                    x = self._norm(x, i, members_of)
         return x
+
+    def _norm(self, x: Tensor, i: int, members_of: slice | Tensor | tuple) -> Tensor:
+        """Hidden layer ``i``'s LayerNorm, with the affine parameters of the members evaluated."""
+        weight, bias = self.norm_weights[i][members_of], self.norm_biases[i][members_of]
+        return F.layer_norm(x, x.shape[-1:]) * weight + bias
 
 
 class NormedMLP(nn.Module):
@@ -110,14 +117,14 @@ class EnsembleCritic(nn.Module):
 
     ``members`` evaluates a subset only (e.g. ``slice(0, 1)`` for TD3's Q1 in the actor loss, or a tensor
     of member indices) without computing the others; ``layer_norm`` puts a per-member LayerNorm after
-    every hidden layer (EXPO / RLPD critics).
+    every hidden layer (EXPO / RLPD critics), after its activation with ``norm_after_activation`` (ReBRAC).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, n: int = 2, hidden: Sequence[int] = (256, 256),
-                 layer_norm: bool = False) -> None:
+                 layer_norm: bool = False, norm_after_activation: bool = False) -> None:
         super().__init__()
         self.n = n
-        self.net = EnsembleMLP(n, obs_dim + act_dim, 1, hidden, layer_norm)
+        self.net = EnsembleMLP(n, obs_dim + act_dim, 1, hidden, layer_norm, norm_after_activation)
 
     def forward(self, obs: Tensor, actions: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
         return self.net(torch.cat([obs, actions], dim=-1), members).squeeze(-1)
@@ -167,10 +174,12 @@ class TanhGaussianActor(nn.Module):
         mean, log_std = self.trunk(obs).chunk(2, dim=-1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
-    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, obs: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """A reparameterised sample and its log-density; ``noise``: the standard normal draw xi of
+        u = mu + sigma * xi, drawn by the caller (an agent's own noise stream), or None: drawn here."""
         mean, log_std = self.distribution(obs)
         std = log_std.exp()
-        u = mean + std * torch.randn_like(mean)
+        u = mean + std * (torch.randn_like(mean) if noise is None else noise)
         return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
 
     def mode(self, obs: Tensor) -> Tensor:

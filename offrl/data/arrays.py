@@ -103,6 +103,31 @@ class OfflineData:
         sums = np.add.reduceat(self.rewards.astype(np.float64), bounds[:, 0])
         return sums
 
+    def next_actions(self) -> np.ndarray:
+        """(N, act_dim): each row's next action within its episode, the action of the row after it. The last row of
+        an episode (a termination, a time limit, the end of the data) has no next row in the data and repeats its
+        own action: after a termination no TD target reads it; after a time limit the action taken at its next
+        observation was never recorded, and the last one taken stands in for it."""
+        ends = self.episode_ends.copy()
+        ends[-1] = True  # trailing rows without an end form a last episode
+        rows = np.arange(len(self))
+        return self.actions[np.where(ends, rows, rows + 1)]
+
+    def returns_to_go(self, discount: float) -> np.ndarray:
+        """Each row's discounted return-to-go (``returns_to_go``, at ``discount``). A DatasetError where the data
+        cannot say where its episodes end: a file without timeouts whose env has no time limit to split it at (an
+        episode cut by a time limit would run on into the next one), or data with no episode end before its last
+        row (all of it one episode)."""
+        where = self.info.location
+        if "episode_limit" in self.info.extra and self.info.extra["episode_limit"] is None:
+            raise DatasetError(f"{where}: returns-to-go need the episodes' ends, and the file has no 'timeouts' key "
+                               "and its env no time limit to split episodes at (an episode cut by a time limit would "
+                               "run on into the next); add 'timeouts' to the file")
+        if len(self) > 1 and not self.episode_ends[:-1].any():
+            raise DatasetError(f"{where}: returns-to-go need the episodes' ends, and no row before the last ends an "
+                               f"episode (no terminals, no timeouts): all {len(self)} rows would be one episode")
+        return returns_to_go(self.rewards, self.terminals, self.episode_ends, discount)
+
     def with_rewards(self, rewards: np.ndarray) -> OfflineData:
         return replace(self, rewards=rewards.astype(np.float32))
 
@@ -146,6 +171,29 @@ class OfflineData:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def returns_to_go(rewards: np.ndarray, terminals: np.ndarray, episode_ends: np.ndarray, discount: float) -> np.ndarray:
+    """The discounted return-to-go of every row, summed backwards through each episode (float32, computed in
+    float64)::
+
+        G_t = r_t + discount * (1 - terminal_t) * (1 - episode_end_t) * G_{t+1}
+
+    The sum stops at a terminal, also at one inside an episode (a success terminal of OGBench single-task data):
+    the TD targets stop there too, so G is the return that Q estimates. An episode that ends without a terminal was
+    cut by a time limit (or by the end of the data): its rows get the return of the episode as truncated, nothing
+    added for the steps after the cut. The data holds no rewards for those steps, and a bootstrapped value would make
+    G depend on the critic it is meant to bound (Cal-QL's lower bound); the official Cal-QL code and CORL treat
+    D4RL's time-limit ends the same way. Near a cut, G therefore underestimates the return of the uncut episode where
+    rewards are positive (a lower bound stays one) and overestimates it where they are negative."""
+    keep = (discount * ~(np.asarray(terminals, bool) | np.asarray(episode_ends, bool))).tolist()
+    rewards = np.asarray(rewards, np.float64).tolist()
+    out = [0.0] * len(rewards)
+    g = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        g = rewards[t] + keep[t] * g
+        out[t] = g
+    return np.asarray(out, dtype=np.float32)
 
 
 def episode_bounds(episode_ends: np.ndarray) -> np.ndarray:

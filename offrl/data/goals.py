@@ -93,6 +93,10 @@ class GoalRelabel(StoreSampler):
     def __init__(self, store: TransitionStore, spec: ObservationSpec, normalizer: ObsNormalizer,
                  cfg: GoalRelabelConfig, threshold: float = DEFAULT_THRESHOLD) -> None:
         validate(cfg, "dataset.relabel")
+        if "returns" in store.columns:  # returns-to-go of the recorded rewards, which relabelling replaces
+            raise ConfigError("dataset.relabel: relabelled goals come with rewards of their own, and the returns-to-"
+                              "go the agent reads are those of the recorded rewards; expected dataset.relabel.enabled="
+                              "false")
         super().__init__(store)
         self.cfg = cfg
         self.threshold = cfg.threshold if cfg.threshold is not None else threshold
@@ -144,7 +148,7 @@ class GoalRelabel(StoreSampler):
             policy_obs = self._with_goals(obs, self._achieved(store.next_obs[self._goal_rows(index, cfg.policy)]))
         reward = success - 1.0 if cfg.negative else success
         return Batch(self._with_goals(obs, goal_raw), store.actions[index], reward,
-                     self._with_goals(store.next_obs[index], goal_raw), success, policy_obs)
+                     self._with_goals(store.next_obs[index], goal_raw), success, policy_obs, **store.columns_at(index))
 
 
 def goal_statistics(observations: np.ndarray, next_observations: np.ndarray, episode_ends: np.ndarray,

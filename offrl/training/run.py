@@ -20,7 +20,7 @@ from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import Mixture, StoreSampler
 from offrl.data.goals import GoalRelabel, goal_threshold, wants_relabelling
 from offrl.data.sources import Builder, DatasetConfig, load_dataset
-from offrl.data.store import ObsNormalizer, TransitionStore
+from offrl.data.store import REPLAY_COLUMNS, ObsNormalizer, TransitionStore
 from offrl.diffusion.synthetic import SyntheticConfig, SyntheticSource
 from offrl.diffusion.trajectory import load_model
 from offrl.envs import env_spaces
@@ -63,6 +63,7 @@ def parse_config(cfg: DictConfig) -> tuple[RunConfig, AgentConfig, TrainerConfig
     dataset_cfg = typed(DatasetConfig, cfg.get("dataset", {}), "dataset")
     if top.seeds is not None:
         check_seeds(top, trainer_cfg)
+    check_columns(agent_cfg.name, top, trainer_cfg)
     if top.synthetic.enabled and top.synthetic.model is None:
         raise ConfigError("synthetic=pgd|unguided needs synthetic.model=<dir>, a trajectory model of this dataset "
                           "(offrl diffusion train dataset=<name>); without it the run would train on real data only")
@@ -81,6 +82,27 @@ def check_seeds(top: RunConfig, trainer: TrainerConfig) -> None:
                           "use offrl train -m seed=...")
     if trainer.utd != 1:
         raise ConfigError(f"seeds=[...] needs trainer.utd=1 (got {trainer.utd})")
+
+
+def check_columns(agent: str, top: RunConfig, trainer: TrainerConfig) -> None:
+    """An agent reading dataset columns beyond the transition (Agent.dataset_columns) needs the dataset, and batches
+    that hold them: an online run has no dataset, synthetic data holds none, and an online replay holds only
+    REPLAY_COLUMNS (the returns-to-go, added with each episode when it ends)."""
+    columns = AGENTS[agent].dataset_columns
+    if not columns:
+        return
+    read = f"agent={agent} reads the dataset's {', '.join(columns)}"
+    in_replay = set(columns) <= set(REPLAY_COLUMNS)
+    if trainer.mode == "online":
+        modes = "offline or offline_to_online" if in_replay else "offline"
+        raise ConfigError(f"trainer.mode=online: {read}, and an online run has no dataset; expected "
+                          f"trainer.mode={modes} with dataset=<name>")
+    if trainer.mode == "offline_to_online" and not in_replay:
+        raise ConfigError(f"trainer.mode=offline_to_online: {read}, which online replay rows do not hold; expected "
+                          "trainer.mode=offline")
+    if top.synthetic.model is not None:
+        raise ConfigError(f"synthetic.model={top.synthetic.model}: {read}, which synthetic rows do not hold; "
+                          "expected no synthetic data")
 
 
 def synthetic_mixture(cfg: SyntheticConfig, store: TransitionStore | None, real, agent, normalizer: ObsNormalizer,
@@ -142,7 +164,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
                                f"and cannot learn from them; rescale the actions, or use one of {fits}")
         obs_dim, act_dim = data.obs_dim, data.act_dim
         normalizer = ObsNormalizer.fit(data.observations) if agent_cfg.normalize_states else ObsNormalizer(obs_dim)
-        store = TransitionStore.from_data(data, device, seed=top.seed)
+        store = TransitionStore.from_data(data, device, seed=top.seed, columns=AGENTS[agent_cfg.name].dataset_columns,
+                                          discount=getattr(agent_cfg, "discount", None))  # the agent's, if it has one
         store.normalize_obs(normalizer)
         if wants_relabelling(dataset_cfg.relabel, info.obs_spec, info.location):
             if dataset_cfg.relabel.policy.enabled and not AGENTS[agent_cfg.name].policy_goals:

@@ -120,7 +120,7 @@ class SeedBatches:
         s = self.store
         index = torch.stack([torch.randint(0, s.size, (batch_size,), device=s.device, generator=g)
                              for g in self.generators])
-        return Batch(s.obs[index], s.actions[index], s.rewards[index], s.next_obs[index], s.dones[index])
+        return s.rows(index)
 
     def refresh(self, agent_step: int) -> None:
         pass

@@ -43,7 +43,7 @@ from offrl.core.records import RunDir, RunInfo
 from offrl.core.signals import STOP, catch_stop_signals
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import BatchSource, Mixture, StoreSampler
-from offrl.data.store import Batch, ObsNormalizer, TransitionStore
+from offrl.data.store import Batch, EpisodeWriter, ObsNormalizer, TransitionStore
 from offrl.envs import make_vec_env, set_vec_env_state, vec_env_state
 from offrl.training.evaluation import EnvEvaluation, Evaluation, Learner
 
@@ -151,18 +151,22 @@ class OfflinePhase(Phase):
 class OnlinePhase(Phase):
     """Environment steps on a vector env into a replay store; after ``warmup_steps`` uniform-random
     steps, ``updates_per_step`` updates per env step on batches of the replay, or of a mixture of
-    ``offline`` data (share ``offline_fraction``) and the replay.
+    ``offline`` data (share ``offline_fraction``) and the replay. With a ``returns_discount`` (offline
+    data holding returns-to-go) the replay gets each episode whole when it ends, with its returns
+    (``EpisodeWriter``).
 
     Resume is exact: the checkpoint holds the vector env's full state (``vec_env_state``: simulator,
     wrappers, RNGs, elapsed steps, autoreset flags), the observations in hand, the returns of the
-    episodes in progress, the exploration RNG and the fractional update debt."""
+    episodes in progress (and their rows, where the replay takes whole episodes), the exploration RNG and
+    the fractional update debt."""
 
     unit = "env step"
 
     def __init__(self, name: str, cfg: TrainerConfig, replay: TransitionStore, offline: BatchSource | None,
-                 seed: int) -> None:
+                 seed: int, returns_discount: float | None = None) -> None:
         super().__init__(name, cfg.steps)
         self.cfg, self.replay, self.seed = cfg, replay, seed
+        self.writer = EpisodeWriter(replay, cfg.num_envs, returns_discount)
         online = StoreSampler(replay)
         self.source: BatchSource = online if offline is None else Mixture(
             [(offline, cfg.offline_fraction), (online, 1.0 - cfg.offline_fraction)])
@@ -220,8 +224,8 @@ class OnlinePhase(Phase):
         valid = ~self.restarted  # an autoreset step carries no transition
         if valid.any():
             next_t = trainer.normalizer(torch.as_tensor(next_obs[valid], dtype=torch.float32, device=device))
-            self.replay.add(obs_t[torch.as_tensor(valid, device=device)], actions[valid], rewards[valid],
-                            next_t, terminated[valid], (terminated | truncated)[valid])
+            self.writer.add(np.flatnonzero(valid), obs_t[torch.as_tensor(valid, device=device)], actions[valid],
+                            rewards[valid], next_t, terminated[valid], (terminated | truncated)[valid])
         self.episode_return += np.where(valid, rewards, 0.0)
         self.restarted = terminated | truncated
         for k in np.flatnonzero(self.restarted):
@@ -233,6 +237,7 @@ class OnlinePhase(Phase):
         return {
             "step": self.step,
             "replay": self.replay.state_dict(),
+            "episodes": self.writer.state_dict(),
             "source": self.source.state_dict(),
             "envs": vec_env_state(self.envs) if self.envs is not None else self.saved_envs,
             "obs": self.obs,
@@ -246,6 +251,8 @@ class OnlinePhase(Phase):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = state["step"]
         self.replay.load_state_dict(state["replay"])
+        if "episodes" in state:  # checkpoints from before the EpisodeWriter have none
+            self.writer.load_state_dict(state["episodes"])
         self.source.load_state_dict(state["source"])
         self.saved_envs, self.obs = state["envs"], state["obs"]
         self.restarted, self.episode_return = state["restarted"], state["episode_return"]
@@ -267,7 +274,8 @@ def build_phases(cfg: TrainerConfig, agent: Agent, dataset: TransitionStore | No
     replay = TransitionStore(agent.obs_dim, agent.act_dim, cfg.buffer_size, device, seed + 1)
     if cfg.mode == "online":
         return [OnlinePhase("online", cfg, replay, None, seed)]
-    online = OnlinePhase("online", cfg, replay, offline, seed)
+    # the replay holds the dataset's returns-to-go column too (the Mixture combines columns both sources hold)
+    online = OnlinePhase("online", cfg, replay, offline, seed, dataset.returns_discount)
     pretrain = OfflinePhase("pretrain", cfg.pretrain_steps, offline, cfg.batch_size, pretraining=True)
     return [pretrain, online] if cfg.pretrain_steps else [online]
 
