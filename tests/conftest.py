@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Minari must never wait on a network in tests
 
@@ -26,6 +27,14 @@ def small_default_dataset(data_dir) -> Path:
     from offrl.generation.recipes import ensure_recipe_dataset
 
     return ensure_recipe_dataset("idp-mixed", SMALL_SIZE)
+
+
+@pytest.fixture
+def fresh_compiler():
+    """torch.compile's caches emptied, for a test that counts graphs: earlier tests compile the same code objects
+    (TD3BC.iteration, shared by its subclasses, for many agents), and past dynamo's recompile limit a code object
+    runs eagerly, which a graph count would take for a missing graph."""
+    torch._dynamo.reset()
 
 
 def make_episodes(lengths: list[int], ends: list[str], obs_dim: int = 3, act_dim: int = 2, seed: int = 0):

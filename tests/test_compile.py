@@ -69,7 +69,7 @@ def test_every_agent_is_covered():
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_one_graph_per_update_and_no_recompilation(name):
+def test_one_graph_per_update_and_no_recompilation(name, fresh_compiler):
     agent, store = _agent(name)
     counter = GraphCounter()
     agent.enable_compile(backend=counter)

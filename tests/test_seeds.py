@@ -78,7 +78,7 @@ def test_a_seed_in_a_stack_follows_the_same_seed_alone(key):
         restored.load_state_dict({**alone[s].state_dict(), **state})  # the lone layout loads as is
 
 
-def test_stacked_update_is_one_compiled_graph():
+def test_stacked_update_is_one_compiled_graph(fresh_compiler):
     data = _data()
     store = TransitionStore.from_data(data)
     stacked = stack_agents([_agent("td3bc", s, store) for s in SEEDS])
