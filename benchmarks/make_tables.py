@@ -851,12 +851,14 @@ def parity_fragment(records: Path) -> str:
     episodes = sorted({r["budget"]["eval_episodes"] for r in found})
     commands = sorted({r["benchmark_command"] for r in found})
     windows = sorted({r["loop_window"][0] for r in found if r["impl"] == "d3rlpy"})
+    pinned = ", each process pinned to one core" if all(r.get("pinned_core") is not None for r in found) else ""
     when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     caption = (f"**offrl against d3rlpy {', '.join(versions) or '(no d3rlpy run yet)'} on the same generated files.** "
                f"Runs of {when} on {', '.join(cpus)}, CPU only (torch {', '.join(torch)}), 1 thread per run (torch, "
-               "OpenMP, BLAS), one run at a time. Both train on the transitions offrl's loader gives (rewards after "
-               "offrl's preprocessing, offrl's state statistics), with offrl's composed hyperparameters set in "
-               "d3rlpy's config (benchmarks/parity_d3rlpy.py), the same batch, budget and seeds, and are evaluated "
+               f"OpenMP, BLAS){pinned}, one run at a time. Both train on the transitions offrl's loader gives "
+               "(rewards after offrl's preprocessing, offrl's state statistics), with offrl's composed "
+               "hyperparameters set in d3rlpy's config (benchmarks/parity_d3rlpy.py), the same batch, budget and "
+               "seeds, and are evaluated "
                f"alike: {' / '.join(map(str, episodes))} deterministic episodes at the end (Cal-QL also at the end of "
                "pre-training: pre-training &rarr; final), episode i reset with seed + 100 + i, normalized score from "
                "the file's reference returns; mean +- std over seeds (ddof 0), seeds in brackets. updates/s: "

@@ -3,13 +3,15 @@ evaluation, for every algorithm both have (BC, TD3+BC, PRDC, IQL, CQL, ReBRAC, C
 
     python benchmarks/parity_d3rlpy.py --d3rlpy-python /work/d3rlpy-venv/bin/python \\
         [--datasets halfcheetah-medium hopper-medium-replay] [--algos bc td3bc prdc iql cql rebrac calql] \\
-        [--seeds 0 1 2] [--steps 50000] [--steps-for cql=20000] [--calql-pretrain 25000] [--calql-online 25000] \\
-        [--episodes 10] [--size N] [--name parity]
+        [--seeds 0 1 2] [--steps 50000] [--steps-for cql=20000 prdc@halfcheetah-medium=10000] \\
+        [--calql-pretrain 25000] [--calql-online 25000] [--episodes 10] [--size N] [--name parity]
     python benchmarks/make_tables.py --pages-only    # the side-by-side table: docs/results/_tables/parity.md
 
-For each dataset x algorithm x seed, one after the other (one training process at a time, 1 torch thread each):
+For each dataset x algorithm x seed, one after the other (one training process at a time, 1 torch / OpenMP / BLAS
+thread each, pinned to one core, ``--core``):
 
-- offrl: ``offrl train agent=<algo> dataset=<dataset> trainer=offline|offline_to_online ... threads=1`` into
+- offrl: ``offrl train agent=<algo> dataset=<dataset> trainer.steps=... threads=1`` (each agent's own trainer:
+  ReBRAC's batches of 1024, Cal-QL's offline_to_online schedule) into
   ``benchmarks/runs/<name>/<algo>_<dataset>_s<seed>/`` (a run that finished is not trained again; a stopped one
   resumes from its checkpoint, as lib.sh's train_once);
 - d3rlpy: ``d3rlpy_worker.py --spec`` in d3rlpy's own venv, on the transitions offrl's loader gives for that run's
@@ -230,6 +232,9 @@ def d3rlpy_settings(algo: str, dataset: str, cfg: dict) -> dict:
     m = Mapping(cfg["agent"])
     config, encoders = HYPERPARAMETERS[algo](m, dataset)
     trainer = cfg["trainer"]
+    if algo == "calql":
+        m.mismatches.append("online returns-to-go: offrl adds an online episode's Monte-Carlo returns when it ends; "
+                            "d3rlpy computes a row's from its episode's rewards so far (truncated while it runs)")
     if trainer.get("utd", 1) != 1:
         m.mismatches.append(f"trainer.utd={trainer['utd']}: d3rlpy has no critic minibatches per update")
     return {"config": config, "encoders": encoders, "batch_size": trainer["batch_size"],
@@ -239,14 +244,16 @@ def d3rlpy_settings(algo: str, dataset: str, cfg: dict) -> dict:
 
 
 # ---------------------------------------------------------------------- runs
-def budget(algo: str, args) -> dict:
+def budget(algo: str, dataset: str, args) -> dict:
+    """Updates (and env steps) of one run: ``--steps``, or ``--steps-for`` ALGO=N / ALGO@DATASET=N; Cal-QL's own."""
     if algo in ONLINE:
         return {"offline_updates": args.calql_pretrain, "online_env_steps": args.calql_online}
-    return {"offline_updates": args.steps_for.get(algo, args.steps), "online_env_steps": 0}
+    steps = args.steps_for.get(f"{algo}@{dataset}", args.steps_for.get(algo, args.steps))
+    return {"offline_updates": steps, "online_env_steps": 0}
 
 
 def offrl_overrides(algo: str, dataset: str, seed: int, args, run_dir: Path) -> list[str]:
-    b = budget(algo, args)
+    b = budget(algo, dataset, args)
     # no trainer=: each agent's own trainer (its batch size: ReBRAC 1024; Cal-QL's offline_to_online schedule), the
     # default (offline, batch 256) for the others; only the budget and the evaluation are set here
     out = [f"agent={algo}", f"dataset={dataset}", f"seed={seed}", "threads=1", "device=cpu",
@@ -282,13 +289,24 @@ def child_env() -> dict:
             "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 
 
+CORE: int | None = None  # the one core every training process is pinned to (--core); None: not pinned
+
+
+def pin() -> None:
+    """In the child: run on one core only, so that a library's own worker threads (offrl's KD-tree queries use every
+    core, d3rlpy's search is set to one job) share it; both implementations get the same single core."""
+    if CORE is not None:
+        os.sched_setaffinity(0, {CORE})
+
+
 def run_logged(command: list[str], log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"parity: {shlex.join(command)}  (log: {log.relative_to(ROOT)})", flush=True)
     with log.open("a") as handle:
         handle.write(f"$ {shlex.join(command)}\n")
         handle.flush()
-        done = subprocess.run(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, env=child_env())
+        done = subprocess.run(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, env=child_env(),
+                              preexec_fn=pin)
     if done.returncode:
         tail = log.read_text()[-3000:]
         raise SystemExit(f"parity: failed ({done.returncode}): {shlex.join(command)}\n{tail}")
@@ -311,9 +329,10 @@ def common(impl: str, algo: str, dataset: str, seed: int, args, cfg: dict) -> di
     trainer = cfg["trainer"]
     return {"impl": impl, "algo": algo, "dataset": dataset, "size": args.size, "seed": seed,
             "date": date.today().isoformat(), "cpu": cpu_model(), "host_machine": platform.machine(), "threads": 1,
+            "pinned_core": CORE, "cores": os.cpu_count(),
             "device": "cpu", "benchmark_command": "python benchmarks/parity_d3rlpy.py " + shlex.join(sys.argv[1:]),
-            "budget": {**budget(algo, args), "batch_size": trainer["batch_size"], "eval_episodes": args.episodes,
-                       "eval_seeds": f"seed + 100 + i, i < {args.episodes}"}}
+            "budget": {**budget(algo, dataset, args), "batch_size": trainer["batch_size"],
+                       "eval_episodes": args.episodes, "eval_seeds": f"seed + 100 + i, i < {args.episodes}"}}
 
 
 def offrl_record(run_dir: Path, command: list[str], resumed: bool, base: dict, cfg: dict) -> dict:
@@ -413,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=50_000, help="gradient updates of the offline algorithms")
-    parser.add_argument("--steps-for", nargs="*", default=[], metavar="ALGO=N", help="another budget for some")
+    parser.add_argument("--steps-for", nargs="*", default=[], metavar="ALGO[@DATASET]=N",
+                        help="another budget for an algorithm (on one dataset)")
     parser.add_argument("--calql-pretrain", type=int, default=25_000, help="Cal-QL's offline pre-training updates")
     parser.add_argument("--calql-online", type=int, default=25_000, help="Cal-QL's online environment steps")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes at the end")
@@ -422,7 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--impls", nargs="+", default=["offrl", "d3rlpy"], choices=["offrl", "d3rlpy"])
     parser.add_argument("--name", default="parity", help="records/<name>/ and runs/<name>/")
+    parser.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)),
+                        help="pin every training process to this core (default: the last); -1: no pinning")
     args = parser.parse_args(argv)
+    global CORE
+    CORE = None if args.core < 0 else args.core
     args.steps_for = {k: int(v) for k, v in (item.split("=", 1) for item in args.steps_for)}
     if "d3rlpy" in args.impls and not Path(args.d3rlpy_python).is_file():
         raise SystemExit(f"{args.d3rlpy_python}: no such python; make d3rlpy's venv (benchmarks/README.md)")
