@@ -48,7 +48,8 @@ from offrl.cli import report as offrl_report
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 NAMES = {"bc": "BC", "td3bc": "TD3+BC", "prdc": "PRDC", "a2pr": "A2PR", "odice": "O-DICE", "iql": "IQL",
-         "rebrac": "ReBRAC", "cql": "CQL", "sac": "SAC", "pmoe": "PMOE", "expo": "EXPO", "calql": "Cal-QL"}
+         "rebrac": "ReBRAC", "cql": "CQL", "fql": "FQL", "sac": "SAC", "pmoe": "PMOE", "expo": "EXPO",
+         "calql": "Cal-QL"}
 FAMILIES = ("hopper", "halfcheetah", "walker2d")
 # experiment -> the summary of its runs made before records were kept (their runs are gone): rows of agent,
 # dataset, mean, std (and n); they fill, marked with a dagger, the cells the records do not have yet

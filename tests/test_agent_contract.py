@@ -31,6 +31,7 @@ SMALL = {
     "iql": {"hidden_dims": [8]},
     "cql": {"hidden_dims": [8], "cql_n_actions": 2},
     "calql": {"hidden_dims": [8], "cql_n_actions": 2},
+    "fql": {"hidden_dims": [8], "critic_hidden_dims": [8], "flow_steps": 2},
     "sac": {"hidden_dims": [8]},
     "pmoe": {"hidden_dims": [8]},
     "expo": {"hidden_dims": [8], "num_qs": 2, "num_min_qs": 2, "num_samples": 2, "num_edit_samples": 2,

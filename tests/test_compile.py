@@ -25,6 +25,7 @@ SMALL = {
     "iql": {"hidden_dims": [16, 16], "actor_lr_schedule_steps": 100},
     "cql": {"hidden_dims": [16, 16], "cql_n_actions": 3, "cql_lagrange": True, "cql_max_target_backup": True},
     "calql": {"hidden_dims": [16, 16], "cql_n_actions": 3},
+    "fql": {"hidden_dims": [16, 16], "critic_hidden_dims": [16, 16], "flow_steps": 3},
     "sac": {"hidden_dims": [16, 16]},
     "pmoe": {"hidden_dims": [16, 16]},
     "expo": {"hidden_dims": [16, 16], "num_qs": 4, "num_min_qs": 2, "num_samples": 3, "num_edit_samples": 3,

@@ -28,6 +28,7 @@ ONLINE = {"sac", "pmoe"}
 EXPORTABLE = sorted(set(AGENTS) - {"expo"})
 SMALL = {"a2pr": ["agent.critic_hidden_dims=[32,32]", "agent.vae_hidden_dims=[32,32]"],
          "odice": ["agent.value_hidden_dims=[32,32]"],
+         "fql": ["agent.critic_hidden_dims=[32,32]", "agent.flow_steps=2"],
          "calql": ["dataset=idp-mixed", "trainer.pretrain_steps=10"]}  # then 20 env steps of its trainer
 
 

@@ -31,6 +31,9 @@ CONFIGS = {
     "cql_lagrange": {"name": "cql", "hidden_dims": [16, 16], "cql_n_actions": 3, "cql_lagrange": True,
                      "cql_max_target_backup": True, "backup_entropy": True},  # per-seed alpha and alpha'
     "calql": {"hidden_dims": [16, 16], "cql_n_actions": 3},  # the rows' returns-to-go as the floor
+    "fql": {"hidden_dims": [16, 16], "critic_hidden_dims": [16, 16], "flow_steps": 3},  # per-seed noise of 4 draws
+    "fql_min_normalized": {"name": "fql", "hidden_dims": [16], "critic_hidden_dims": [16], "flow_steps": 2,
+                           "q_agg": "min", "normalize_q_loss": True},  # per-seed lambda
     "odice_single_head": {"name": "odice", "hidden_dims": [16], "value_hidden_dims": [16], "twin_value": False,
                           "value_layer_norm": False},
 }

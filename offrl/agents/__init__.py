@@ -12,6 +12,7 @@ from offrl.agents.base import Agent, AgentConfig
 from offrl.agents.bc import BC
 from offrl.agents.cql import CQL, CalQL
 from offrl.agents.expo import EXPO
+from offrl.agents.fql import FQL
 from offrl.agents.iql import IQL
 from offrl.agents.odice import ODICE
 from offrl.agents.pmoe import PMOE
@@ -26,7 +27,7 @@ from offrl.core.errors import ConfigError
 # online and offline-to-online ones.
 AGENTS: dict[str, type[Agent]] = {
     "bc": BC, "td3bc": TD3BC, "prdc": PRDC, "a2pr": A2PR, "rebrac": ReBRAC, "odice": ODICE, "iql": IQL,
-    "cql": CQL, "sac": SAC, "pmoe": PMOE, "expo": EXPO, "calql": CalQL,
+    "cql": CQL, "fql": FQL, "sac": SAC, "pmoe": PMOE, "expo": EXPO, "calql": CalQL,
 }
 
 

@@ -118,12 +118,12 @@ class CQL(Agent):
         """y = r + gamma (1 - d) max over K policy actions at s' of min_j Qbar_j (K = 1: one action), minus
         alpha log pi of the chosen action with ``backup_entropy``; ``noise`` (..., B, K, |A|)."""
         cfg, k = self.cfg, self.backup_samples
+        next_actions, next_log_prob = self.actor.sample_n(batch.next_obs, noise)  # (..., B, K, |A|), (..., B, K)
         next_obs = batch.next_obs.repeat_interleave(k, dim=-2)
-        next_actions, next_log_prob = self.actor(next_obs, noise.flatten(-3, -2))
-        next_q = self.critic_target(next_obs, next_actions).min(dim=-2).values.unflatten(-1, (-1, k))
+        next_q = self.critic_target(next_obs, next_actions.flatten(-3, -2)).min(dim=-2).values.unflatten(-1, (-1, k))
         best, index = next_q.max(dim=-1)
         if cfg.backup_entropy:
-            chosen = next_log_prob.unflatten(-1, (-1, k)).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+            chosen = next_log_prob.gather(-1, index.unsqueeze(-1)).squeeze(-1)
             best = best - alpha.unsqueeze(-1) * chosen
         return batch.rewards + cfg.discount * (1.0 - batch.dones) * best
 
@@ -133,14 +133,11 @@ class CQL(Agent):
         """The 3N actions of the gap per state, (..., B, 3N, |A|) in the order uniform, pi(.|s'), pi(.|s), and the
         log-density each was drawn with, (..., B, 3N): log U = -|A| log 2, log pi(a|s'), log pi(a|s). Uniform
         actions come from the normal draws through the normal CDF: erf(xi / sqrt 2) ~ U(-1, 1)."""
-        n = self.cfg.cql_n_actions
-        here, log_here = self.actor(batch.obs.repeat_interleave(n, dim=-2), xi_here.flatten(-3, -2))
-        there, log_there = self.actor(batch.next_obs.repeat_interleave(n, dim=-2), xi_next.flatten(-3, -2))
+        here, log_here = self.actor.sample_n(batch.obs, xi_here)
+        there, log_there = self.actor.sample_n(batch.next_obs, xi_next)
         uniform = torch.erf(xi_uniform / math.sqrt(2.0))
-        actions = torch.cat([uniform, there.unflatten(-2, (-1, n)), here.unflatten(-2, (-1, n))], dim=-2)
-        log_uniform = torch.full_like(log_here.unflatten(-1, (-1, n)), -self.act_dim * math.log(2.0))
-        log_density = torch.cat([log_uniform, log_there.unflatten(-1, (-1, n)), log_here.unflatten(-1, (-1, n))], -1)
-        return actions, log_density
+        log_uniform = torch.full_like(log_here, -self.act_dim * math.log(2.0))
+        return torch.cat([uniform, there, here], dim=-2), torch.cat([log_uniform, log_there, log_here], dim=-1)
 
     def critic_loss(self, batch: Batch, y: Tensor, sampled: Tensor, log_density: Tensor
                     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,22 +54,30 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
 
     def forward(self, x: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
-        """``members`` selects a subset of the ensemble: a slice, or a tensor of member indices."""
-        if self.weight.dim() == 3:
-            return torch.baddbmm(self.bias[members], x, self.weight[members])
-        return torch.matmul(x, self.weight[:, members]) + self.bias[:, members]  # a seed axis in front
+        """``members`` selects a subset of the ensemble: a slice, or a tensor of member indices. A layer with one
+        output (a critic's last) is a dot product per row, computed as one: a batched matmul with one output
+        column runs several times slower on a CPU, forward and backward (benchmarks/bench_ensemble_head.py)."""
+        seeded = self.weight.dim() == 4  # a seed axis in front
+        weight, bias = (self.weight[:, members], self.bias[:, members]) if seeded else \
+            (self.weight[members], self.bias[members])
+        if weight.shape[-1] == 1:
+            return (x * weight.transpose(-1, -2)).sum(dim=-1, keepdim=True) + bias
+        return torch.matmul(x, weight) + bias if seeded else torch.baddbmm(bias, x, weight)
 
 
 class EnsembleMLP(nn.Module):
     """``n`` independent MLPs as one module: (B, in) or (n, B, in) -> (n, B, out). With ``layer_norm``
     each hidden layer is followed by a LayerNorm with per-member affine parameters, before the activation
-    (RLPD's order) or, with ``norm_after_activation``, after it (ReBRAC's order)."""
+    (RLPD's order) or, with ``norm_after_activation``, after it (ReBRAC's order). ``activation``: the hidden
+    layers' nonlinearity, a function of a tensor (ReLU; FQL's critics: tanh-approximated GELU)."""
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256),
-                 layer_norm: bool = False, norm_after_activation: bool = False) -> None:
+                 layer_norm: bool = False, norm_after_activation: bool = False,
+                 activation: Callable[[Tensor], Tensor] = torch.relu) -> None:
         super().__init__()
         self.n = n
         self.norm_after_activation = norm_after_activation
+        self.activation = activation
         dims = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(EnsembleLinear(n, i, o) for i, o in zip(dims[:-1], dims[1:]))
         self.norm_weights = nn.ParameterList(nn.Parameter(torch.ones(n, 1, w)) for w in hidden) if layer_norm else None
@@ -88,7 +96,7 @@ class EnsembleMLP(nn.Module):
             if i < len(self.layers) - 1:
                 if self.norm_weights is not None and not self.norm_after_activation:
                     x = self._norm(x, i, members_of)
-                x = torch.relu(x)
+                x = self.activation(x)
                 if self.norm_weights is not None and self.norm_after_activation:
                     x = self._norm(x, i, members_of)
         return x
@@ -96,7 +104,7 @@ class EnsembleMLP(nn.Module):
     def _norm(self, x: Tensor, i: int, members_of: slice | Tensor | tuple) -> Tensor:
         """Hidden layer ``i``'s LayerNorm, with the affine parameters of the members evaluated."""
         weight, bias = self.norm_weights[i][members_of], self.norm_biases[i][members_of]
-        return F.layer_norm(x, x.shape[-1:]) * weight + bias
+        return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:]), weight)
 
 
 class NormedMLP(nn.Module):
@@ -117,14 +125,16 @@ class EnsembleCritic(nn.Module):
 
     ``members`` evaluates a subset only (e.g. ``slice(0, 1)`` for TD3's Q1 in the actor loss, or a tensor
     of member indices) without computing the others; ``layer_norm`` puts a per-member LayerNorm after
-    every hidden layer (EXPO / RLPD critics), after its activation with ``norm_after_activation`` (ReBRAC).
+    every hidden layer (EXPO / RLPD critics), after its activation with ``norm_after_activation`` (ReBRAC);
+    ``activation`` is EnsembleMLP's.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, n: int = 2, hidden: Sequence[int] = (256, 256),
-                 layer_norm: bool = False, norm_after_activation: bool = False) -> None:
+                 layer_norm: bool = False, norm_after_activation: bool = False,
+                 activation: Callable[[Tensor], Tensor] = torch.relu) -> None:
         super().__init__()
         self.n = n
-        self.net = EnsembleMLP(n, obs_dim + act_dim, 1, hidden, layer_norm, norm_after_activation)
+        self.net = EnsembleMLP(n, obs_dim + act_dim, 1, hidden, layer_norm, norm_after_activation, activation)
 
     def forward(self, obs: Tensor, actions: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
         return self.net(torch.cat([obs, actions], dim=-1), members).squeeze(-1)
@@ -180,6 +190,14 @@ class TanhGaussianActor(nn.Module):
         mean, log_std = self.distribution(obs)
         std = log_std.exp()
         u = mean + std * (torch.randn_like(mean) if noise is None else noise)
+        return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+
+    def sample_n(self, obs: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """n reparameterised samples per state and their log-densities, the network run once per state:
+        ``obs`` (..., B, obs_dim) and ``noise`` (..., B, n, act_dim) give actions (..., B, n, act_dim) and
+        log pi (..., B, n), the samples ``forward`` gives for each state repeated n times."""
+        mean, log_std = (x.unsqueeze(-2) for x in self.distribution(obs))
+        u = mean + log_std.exp() * noise
         return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
 
     def mode(self, obs: Tensor) -> Tensor:

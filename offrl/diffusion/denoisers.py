@@ -3,17 +3,20 @@
 A denoiser maps a noisy sample ``x`` (..., dim), a noise level (a scalar or one value per leading index
 of ``x``) and an optional condition to a tensor shaped like ``x``. What the noise level and the output
 mean is up to the machinery: the step index t and the predicted noise for DDPM (``ddpm.py``), c_noise(sigma)
-and the preconditioned network output for EDM (``edm.py``).
+and the preconditioned network output for EDM (``edm.py``), the time t in [0, 1] and the velocity for flow
+matching (``flow.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from offrl.core.nets import mlp
 from offrl.diffusion.schedules import left_align
 
 
@@ -87,3 +90,32 @@ class MLPResNetDenoiser(nn.Module):
         if cond is not None:
             parts.insert(1, cond.expand(*x.shape[:-1], cond.shape[-1]))
         return self.out(F.silu(self.blocks(self.inp(torch.cat(parts, dim=-1)))))
+
+
+class MLPVelocity(nn.Module):
+    """A plain MLP f(x, t, cond) = MLP(concat(cond, x, t)) -> (..., x_dim), FQL's velocity field (its
+    ``ActorVectorField``): the time t in [0, 1] enters as one raw input, no embedding; tanh-approximated GELU
+    after each hidden layer, Xavier-uniform weights and zero biases (flax's ``nn.gelu`` and the official
+    ``default_init``). With ``time_input=False`` the noise level is ignored (pass None) and the input is
+    concat(cond, x): FQL's one-step policy mu(s, z), the same network without t. ``cond`` broadcasts against
+    x's leading dims; the noise level is a scalar or one value per leading index of x."""
+
+    def __init__(self, x_dim: int, cond_dim: int = 0, hidden: list[int] | tuple[int, ...] = (512, 512, 512, 512),
+                 time_input: bool = True) -> None:
+        super().__init__()
+        self.time_input = time_input
+        gelu = functools.partial(nn.GELU, approximate="tanh")
+        self.net = mlp(cond_dim + x_dim + int(time_input), x_dim, hidden, activation=gelu)
+        for m in self.net.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor, noise_level: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        parts = [x]
+        if cond is not None:
+            parts.insert(0, cond.expand(*x.shape[:-1], cond.shape[-1]))
+        if self.time_input:
+            parts.append(left_align(torch.as_tensor(noise_level, dtype=x.dtype, device=x.device), x)
+                         .expand(*x.shape[:-1], 1))
+        return self.net(torch.cat(parts, dim=-1))
