@@ -34,10 +34,12 @@ from offrl.data.store import TransitionStore
 RESULTS = Path(__file__).parent / "results"
 
 
-def gemm_rate(threads: int, size: int = 256, batch: int = 256, repeats: int = 5) -> float:
-    """fp32 FLOP/s of (batch x size) @ (size x size) products, the shape of the agents' hidden layers."""
+def gemm_rate(threads: int, size: int = 256, batch: int = 256, repeats: int = 5,
+              dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of (batch x size) @ (size x size) products in ``dtype`` (fp32; bf16 for benchmarks/bench_precision.py),
+    the shape of the agents' hidden layers."""
     torch.set_num_threads(threads)
-    a, w = torch.randn(batch, size), torch.randn(size, size)
+    a, w = torch.randn(batch, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     best = 0.0
     for _ in range(repeats):
         n = 2000

@@ -33,7 +33,7 @@ from offrl.agents import AGENTS
 from offrl.cli.parser import report_stop
 from offrl.core import checkpoint, records
 from offrl.core.errors import Interrupted, OffrlError, TrainingDiverged
-from offrl.core.runtime import resolve_device
+from offrl.core.runtime import check_precision, resolve_device
 from offrl.core.signals import STOP, catch_stop_signals
 from offrl.data.sources import DatasetConfig
 from offrl.diffusion.synthetic import SyntheticConfig
@@ -249,6 +249,8 @@ TRAIN_OPTIONS = """\
   env=ID                     evaluation / online gymnasium env (default: the one the dataset names)
   compile=true               torch.compile the agent's update (one graph per update; compile_mode=reduce-overhead
                              adds CUDA graphs on a GPU)
+  precision=fp32|bf16|tf32|auto  what updates compute in: bf16 = matmuls in bf16 under autocast, weights, optimiser
+                             and outputs fp32; tf32 on CUDA; auto: bf16 where measured faster (default fp32)
   resume=DIR                 continue the run in DIR from its last checkpoint (add trainer.steps=N to extend);
                              DIR a sweep's directory: continue its stopped jobs, start its skipped ones
   trainer.steps=N            gradient steps (offline) or environment steps (online)
@@ -349,7 +351,7 @@ def _check_overrides(overrides: list[str]) -> None:
                 if not cfg.get("resume"):
                     parse_config(cfg)
                 if here:
-                    resolve_device(cfg.device)
+                    check_precision(cfg.precision, resolve_device(cfg.device))
     finally:
         GlobalHydra.instance().clear()
 
@@ -417,7 +419,7 @@ def _first_line(err: BaseException) -> str:
 # size, ...) defines the run: changing it is a new run.
 RESUME_ACCEPTS = ("trainer.steps", "trainer.eval_every", "trainer.eval_episodes", "trainer.eval_envs",
                   "trainer.log_every", "trainer.checkpoint_every", "trainer.snapshot_policies", "threads", "device",
-                  "compile", "compile_mode")
+                  "compile", "compile_mode", "precision")
 
 
 def _check_resumable(run_dir: Path, overrides: list[str]) -> None:

@@ -19,6 +19,8 @@ class GaussianMixturePolicy(nn.Module):
     never reach the trunk or the experts.
     """
 
+    output_layers = ("means", "log_stds", "router")  # computed in fp32 under bf16 autocast (offrl.core.precision)
+
     def __init__(self, obs_dim: int, act_dim: int, num_experts: int = 4, hidden: Sequence[int] = (256, 256),
                  log_std_min: float = -20.0, log_std_max: float = 2.0) -> None:
         super().__init__()

@@ -70,6 +70,8 @@ class MLPResNetDenoiser(nn.Module):
     and learns better with a larger one (1.0 in the tests).
     """
 
+    output_layers = ("out",)  # computed in fp32 under bf16 autocast (offrl.core.precision)
+
     def __init__(self, x_dim: int, cond_dim: int = 0, hidden: int = 256, num_blocks: int = 3,
                  block_hidden: int = 1024, time_features: int = 128, time_hidden: int = 256,
                  time_std: float = 0.2, dropout: float = 0.0) -> None:

@@ -15,7 +15,8 @@ from offrl.agents import AGENTS, AgentConfig, agent_config, make_agent
 from offrl.core import checkpoint, records
 from offrl.core.config import copies, one_of, seed_list, seed_value, typed
 from offrl.core.errors import ConfigError, DatasetError
-from offrl.core.runtime import choose_threads, cpu_model, flush_denormals, resolve_device
+from offrl.core.precision import PRECISIONS
+from offrl.core.runtime import choose_threads, cpu_model, flush_denormals, resolve_device, resolve_precision
 from offrl.data.arrays import DatasetInfo
 from offrl.data.batches import Mixture, StoreSampler
 from offrl.data.goals import GoalRelabel, goal_threshold, wants_relabelling
@@ -44,6 +45,9 @@ class RunConfig:
     compile: bool = False  # torch.compile the agent's update: one graph per update, optimiser steps included
     compile_mode: str = one_of(*COMPILE_MODES)  # torch.compile's mode: default, reduce-overhead (CUDA graphs), ...
     threads: int | None = copies(None)  # torch intra-op threads; None: auto, the cores free at start (choose_threads)
+    # what updates compute in: fp32; bf16 (autocast: matmuls and activations bf16, weights, optimiser state, outputs,
+    # targets and losses fp32; offrl.core.precision); tf32 (CUDA); auto: bf16 where measured faster (resolve_precision)
+    precision: str = one_of(*PRECISIONS)
     resume: str | None = None  # a run directory to continue
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # synthetic data (policy-guided diffusion)
 
@@ -134,6 +138,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
         records.check_unowned(run_dir, "offrl train")  # a single run's or a sweep job's directory
     device = resolve_device(top.device)
     torch.set_num_threads(choose_threads(top.threads))
+    precision = resolve_precision(top.precision, device)  # measured on the threads chosen (auto)
     flush_denormals()
     checkpoint.seed_everything(top.seed)
 
@@ -204,11 +209,12 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
         agent.attach_dataset(store)
     if top.synthetic.model is not None:
         offline_source = synthetic_mixture(top.synthetic, store, offline_source, agent, normalizer, label, top.seed)
+    precision.prepare(agent)  # bf16: the networks' output layers stay fp32
     if top.compile:
         agent.enable_compile(mode=top.compile_mode)
     with checkpoint.RunLock(run_dir):
         trainer = Trainer(trainer_cfg, agent, run_dir, top.seed, normalizer, info, store, resolved, offline_source,
-                          members)
+                          members, precision=precision)
         if top.resume is not None:
             trainer.restore()  # a checkpoint that does not fit is refused before config.yaml is rewritten
         records.write_config(run_dir, resolved)
@@ -220,8 +226,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, build: Builder 
         runs = []
         for member, results in zip(trainer.members, trainer.run(resume=top.resume is not None)):
             results = {"agent": agent_cfg.name, "dataset": info.name, "env_id": info.env_id, "seed": member.seed,
-                       "device": str(device), "host": socket.gethostname(), "cpu": cpu_model(),
-                       "torch": torch.__version__, "pid": os.getpid(), "data": loaded,
+                       "device": str(device), "precision": precision.name, "host": socket.gethostname(),
+                       "cpu": cpu_model(), "torch": torch.__version__, "pid": os.getpid(), "data": loaded,
                        "seeds_in_process": len(trainer.members), **results}
             records.write_results(member.run_dir, results)
             runs.append(results)

@@ -38,6 +38,7 @@ from offrl.core.config import (
     validate,
 )
 from offrl.core.errors import ConfigError, Interrupted, TrainingDiverged
+from offrl.core.precision import Precision, fp32_metrics
 from offrl.core.progress import progress, write
 from offrl.core.records import RunDir, RunInfo
 from offrl.core.signals import STOP, catch_stop_signals
@@ -299,6 +300,7 @@ class Trainer:
         offline_source: BatchSource | None = None,
         members: list[Member] | None = None,
         evaluation: Evaluation | None = None,
+        precision: Precision | None = None,
     ) -> None:
         validate(cfg, "trainer")
         self.cfg, self.agent, self.run_dir, self.seed = cfg, agent, Path(run_dir), seed
@@ -306,6 +308,8 @@ class Trainer:
         self.run_config = run_config or {}
         self.members = members or [Member(seed, self.run_dir, lambda: agent, self.run_config)]
         self.device = next(agent.parameters()).device
+        # updates run under its autocast (bf16); acting and evaluation in fp32 (offrl.core.precision)
+        self.precision = precision or Precision("fp32", self.device.type)
         if cfg.utd > 1 and not agent.supports_utd():
             raise ConfigError(f"trainer.utd={cfg.utd}: agent '{agent.name}' has no separate critic and policy "
                               "updates (critic_step, policy_step); use trainer.utd=1")
@@ -361,14 +365,17 @@ class Trainer:
 
     def update(self, batch: Batch, pretraining: bool = False) -> None:
         """One update on ``batch`` (utd * batch_size rows): the agent's ``update``, its ``pretrain_update``
-        in offline pre-training, or with utd > 1 the UTD schedule (``utd_update``)."""
+        in offline pre-training, or with utd > 1 the UTD schedule (``utd_update``); under the run's precision
+        (``Precision.autocast``), its metrics in fp32."""
         tick = time.perf_counter()
-        if pretraining:
-            self.metrics.update(self.agent.pretrain_update(batch))
-        elif self.cfg.utd > 1:
-            self.metrics.update(utd_update(self.agent, batch, self.cfg.utd))
-        else:
-            self.metrics.update(self.agent.update(batch))
+        with self.precision.autocast():
+            if pretraining:
+                metrics = self.agent.pretrain_update(batch)
+            elif self.cfg.utd > 1:
+                metrics = utd_update(self.agent, batch, self.cfg.utd)
+            else:
+                metrics = self.agent.update(batch)
+        self.metrics.update(fp32_metrics(metrics) if self.precision.bf16 else metrics)
         self.update_s += time.perf_counter() - tick
         self.update_step += 1
 
