@@ -4,7 +4,7 @@ one update per env step), same thread count, timed over the same two windows: fr
 ``--warmup`` random steps; compilation and JIT fall inside) and steady (from ``--settle`` env steps later).
 
     python benchmarks/bench_sac_vs_sb3.py --steps 5000 [--warmup 1000] [--settle 1000] [--threads 2]
-        [--device cuda] [--compile] [--sbx-python VENV/bin/python]
+        [--device cuda] [--compile] [--precisions fp32 bf16] [--sbx-python VENV/bin/python]
 
 Needs stable-baselines3 (pip install -e '.[bench]'). ``--compile`` adds offrl with compile=true (one
 graph per update part); ``--sbx-python`` adds SBX (sbx-rl, JAX) run by benchmarks/sbx_worker.py in its own
@@ -67,11 +67,13 @@ def bench_sbx(python: str, env_id: str, steps: int, warmup: int, settle: int, se
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_offrl(env_id: str, steps: int, warmup: int, settle: int, seed: int, device: str, compile_: bool) -> dict:
+def bench_offrl(env_id: str, steps: int, warmup: int, settle: int, seed: int, device: str, compile_: bool,
+                precision: str = "fp32") -> dict:
     from offrl.training import trainer
     from offrl.training.run import train
 
-    cfg = {"seed": seed, "device": device, "compile": compile_, "env": env_id, "agent": {"name": "sac"},
+    cfg = {"seed": seed, "device": device, "compile": compile_, "precision": precision, "env": env_id,
+           "agent": {"name": "sac"},
            "trainer": {"mode": "online", "steps": steps, "warmup_steps": warmup, "eval_every": 10**9,
                        "eval_episodes": 1, "checkpoint_every": 10**9}}
     marks: dict[int, float] = {}
@@ -102,15 +104,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda, for both contenders")
     parser.add_argument("--compile", action="store_true", help="also offrl with torch.compile (compile=true)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                        help="offrl's precision=... (bf16: mixed precision, docs/guide/precision.md)")
     parser.add_argument("--sbx-python", help="the python of a venv with sbx-rl: adds SBX")
     parser.add_argument("--out", default=str(HERE / "results" / "sac_vs_sb3_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = {"offrl": bench_offrl(args.env, args.steps, args.warmup, args.settle, args.seed, args.device,
-                                     False)}
-    if args.compile:
-        results["offrl compile=true"] = bench_offrl(args.env, args.steps, args.warmup, args.settle, args.seed,
-                                                    args.device, True)
+    results = {}
+    for precision in args.precisions:
+        label = "" if precision == "fp32" else f" precision={precision}"
+        results["offrl" + label] = bench_offrl(args.env, args.steps, args.warmup, args.settle, args.seed, args.device,
+                                               False, precision)
+        if args.compile:
+            results["offrl compile=true" + label] = bench_offrl(args.env, args.steps, args.warmup, args.settle,
+                                                                args.seed, args.device, True, precision)
     results["sb3"] = bench_sb3(args.env, args.steps, args.warmup, args.settle, args.seed, args.device)
     if args.sbx_python:
         results["sbx"] = bench_sbx(args.sbx_python, args.env, args.steps, args.warmup, args.settle, args.seed,
