@@ -278,6 +278,20 @@ def table_size_table(report: dict, tq: dict[str, dict[Build, float]], pre_record
     return "\n".join(lines)
 
 
+def precision_table(report: dict, tq: dict[str, dict[Build, float]], pre_records: list[dict]) -> str:
+    """| agent, dataset / env | fp32 | bf16 |: the final score of the same runs in each precision, from the labels of
+    ``--by precision``: mean +- std over seeds (n)."""
+    cells: dict[tuple[str, str], str] = {}
+    for g in report["groups"]:
+        agent, precision = g["agent"].rstrip("]").split("[")
+        cells[f"{NAMES.get(agent, agent)}, {g['dataset']}", precision] = \
+            f"{g['mean']['point']:.1f} +- {g['std']:.1f} (n={g['n']})"
+    lines = ["| runs | fp32 | bf16 |", "|---|---:|---:|"]
+    lines += [f"| {row} | {cells.get((row, 'fp32'), '')} | {cells.get((row, 'bf16'), '')} |"
+              for row in sorted({r for r, _ in cells})]
+    return "\n".join(lines)
+
+
 EXPO_COLUMNS = {"expo[0.5]": "EXPO", "sac[0.5]": "SAC + offline data (RLPD-style)", "sac[0.0]": "SAC from scratch"}
 
 
@@ -441,6 +455,19 @@ EXPERIMENTS: dict[str, Experiment] = {
         "PointMaze medium: 20,000 updates (2% of 1M) on the 1M-step generated dataset with goal relabelling, 20 "
         "evaluation episodes; cube: 10,000 updates (1% of OGBench's 1M) on 300k-transition play builds, 10 "
         "evaluation episodes", "bash benchmarks/robotics.sh; bash benchmarks/cube_tasks.sh DATASET", "robotics"),
+    "precision_td3bc": Experiment(
+        ("precision_learning",), ("--metric", "normalized_score", "--agents", "td3bc", "--by", "precision"),
+        precision_table,
+        "Does bf16 change learning? TD3+BC on hopper-medium in fp32 and in bf16 (precision=bf16), compile=true: final "
+        "normalized score, mean +- std over seeds 0-2",
+        "2026-12-08", "30,000 updates (3% of the paper's 1M), batch 256, 10 evaluation episodes every 10,000",
+        "bash benchmarks/precision_learning.sh td3bc", "speed"),
+    "precision_sac": Experiment(
+        ("precision_learning",), ("--metric", "return_mean", "--agents", "sac", "--by", "precision"), precision_table,
+        "Does bf16 change learning? SAC on Hopper-v5 in fp32 and in bf16 (precision=bf16), compile=true: final return, "
+        "mean +- std over seeds",
+        "2026-12-08", "30,000 environment steps (3% of 1M), one update per step, 10 evaluation episodes every 10,000",
+        "bash benchmarks/precision_learning.sh sac", "speed"),
     "cube_long": Experiment(
         ("cube_long",), ("--metric", "success_rate"), None,
         "IQL with OGBench's single-task settings on cube-single-play-task1: success rate at each evaluation, seed 0",
@@ -641,7 +668,7 @@ GLANCE_ROWS = [
     ("pgd", "pgd", "td3bc[hopper-medium,1.0]", "hopper-medium"),
 ]
 PAGES = {"offline": "offline agents", "odice": "O-DICE diagnostics", "online": "online agents", "expo": "EXPO",
-         "pgd": "policy-guided diffusion", "robotics": "goal-conditioned data and robotics"}
+         "pgd": "policy-guided diffusion", "robotics": "goal-conditioned data and robotics", "speed": "speed"}
 METRIC_NAMES = {"normalized_score": "normalized score", "return_mean": "return", "success_rate": "success rate"}
 
 

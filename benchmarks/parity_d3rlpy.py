@@ -57,6 +57,8 @@ from offrl.generation.recipes import ensure_recipe_dataset
 from offrl.training.run import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
+# the checkout that trains offrl's side (its speed is that commit's)
+COMMIT = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or None
 ALGOS = ("bc", "td3bc", "prdc", "iql", "cql", "rebrac", "calql")
 DATASETS = ("halfcheetah-medium", "hopper-medium-replay")
 ONLINE = {"calql"}  # offline pre-training, then online fine-tuning (trainer=offline_to_online)
@@ -328,7 +330,8 @@ def train_offrl(run_dir: Path, overrides: list[str], log: Path) -> tuple[list[st
 def common(impl: str, algo: str, dataset: str, seed: int, args, cfg: dict) -> dict:
     trainer = cfg["trainer"]
     return {"impl": impl, "algo": algo, "dataset": dataset, "size": args.size, "seed": seed,
-            "date": date.today().isoformat(), "cpu": cpu_model(), "host_machine": platform.machine(), "threads": 1,
+            "date": date.today().isoformat(), "offrl_commit": COMMIT, "cpu": cpu_model(),
+            "host_machine": platform.machine(), "threads": 1,
             "pinned_core": CORE, "cores": os.cpu_count(),
             "device": "cpu", "benchmark_command": "python benchmarks/parity_d3rlpy.py " + shlex.join(sys.argv[1:]),
             "budget": {**budget(algo, dataset, args), "batch_size": trainer["batch_size"],
