@@ -462,6 +462,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         "normalized score, mean +- std over seeds 0-2",
         "2026-12-08", "30,000 updates (3% of the paper's 1M), batch 256, 10 evaluation episodes every 10,000",
         "bash benchmarks/precision_learning.sh td3bc", "speed"),
+    "precision_sac": Experiment(
+        ("precision_learning",), ("--metric", "return_mean", "--agents", "sac", "--by", "precision"), precision_table,
+        "Does bf16 change learning? SAC on Hopper-v5 in fp32 and in bf16 (precision=bf16), compile=true: final return, "
+        "mean +- std over seeds",
+        "2026-12-08", "30,000 environment steps (3% of 1M), one update per step, 10 evaluation episodes every 10,000",
+        "bash benchmarks/precision_learning.sh sac", "speed"),
     "cube_long": Experiment(
         ("cube_long",), ("--metric", "success_rate"), None,
         "IQL with OGBench's single-task settings on cube-single-play-task1: success rate at each evaluation, seed 0",
