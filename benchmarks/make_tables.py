@@ -827,6 +827,12 @@ def _budget(record: dict) -> str:
     return f"{shown}, batch {b['batch_size']}"
 
 
+def _short_cpu(record: dict) -> str:
+    """'AMD EPYC' / 'Intel Xeon' from a record's CPU model string."""
+    cpu = record.get("cpu") or "unknown CPU"
+    return " ".join(cpu.replace("(R)", "").replace("(TM)", "").split()[:2])
+
+
 def parity_fragment(records: Path) -> str:
     """docs/results/_tables/parity.md: offrl and d3rlpy side by side per dataset and algorithm (score mean +- std over
     seeds, updates/s of each and their ratio, d3rlpy's loop rate), CORL's published score as context; a caption with
@@ -841,10 +847,13 @@ def parity_fragment(records: Path) -> str:
         groups.setdefault((label, r["algo"]), {}).setdefault(r["impl"], {})[r["seed"]] = r
     order = sorted(groups, key=lambda k: (dataset_order(k[0]), PARITY_ALGOS.index(k[1])
                                           if k[1] in PARITY_ALGOS else 99))
+    mixed = len({_short_cpu(r) for r in found}) > 1  # a CPU column when the records come from several machines
     lines = ["| dataset | algorithm | budget | offrl score | d3rlpy score | offrl updates/s | d3rlpy updates/s | "
-             "offrl / d3rlpy (per seed) | d3rlpy loop updates/s | CORL, 1M updates on D4RL v2 (context only) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "offrl / d3rlpy (per seed) | d3rlpy loop updates/s | CORL, 1M updates on D4RL v2 (context only) |"
+             + (" CPU |" if mixed else ""),
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---|" if mixed else "")]
     mismatches: dict[str, set[str]] = {}
+    unpaired: list[str] = []  # pairs whose two sides read different dataset bytes
     for label, algo in order:
         impls = groups[(label, algo)]
         offrl, d3 = impls.get("offrl", {}), impls.get("d3rlpy", {})
@@ -861,16 +870,22 @@ def parity_fragment(records: Path) -> str:
         speed = {impl: _mean(r["updates_per_s"] for r in runs.values()) if runs else None
                  for impl, runs in (("offrl", offrl), ("d3rlpy", d3))}
         rate = {impl: "" if value is None else f"{value:.1f}" for impl, value in speed.items()}
-        paired = [offrl[s]["updates_per_s"] / d3[s]["updates_per_s"] for s in sorted(set(offrl) & set(d3))]
+        name = PARITY_NAMES.get(algo) or NAMES.get(algo, algo)
+        seeds = sorted(set(offrl) & set(d3))
+        paired = [offrl[s]["updates_per_s"] / d3[s]["updates_per_s"] for s in seeds]
         ratio = ""
-        if paired:  # the ratio of the mean rates, and the range of the per-seed ratios
-            ratio = f"{speed['offrl'] / speed['d3rlpy']:.2f}"
+        if paired:  # the mean of the per-seed ratios (each pair ran on one machine, one after the other), their range
+            ratio = f"{_mean(paired):.2f}"
             ratio += f" ({min(paired):.2f}-{max(paired):.2f})" if len(paired) > 1 else ""
+        for s in seeds:
+            digests = {offrl[s].get("data", {}).get("sha256"), d3[s].get("data", {}).get("sha256")}
+            if None not in digests and len(digests) > 1:
+                unpaired.append(f"{label} {name} seed {s}")
         loop = f"{_mean(r['loop_updates_per_s'] for r in d3.values()):.1f}" if d3 else ""
         context = CORL_LAST.get((algo, label), "")
-        name = PARITY_NAMES.get(algo) or NAMES.get(algo, algo)
+        row_cpus = ", ".join(sorted({_short_cpu(r) for runs in (offrl, d3) for r in runs.values()}))
         lines.append(f"| {label} | {name} | {_budget(any_record)} | {score(offrl)} | {score(d3)} | {rate['offrl']} | "
-                     f"{rate['d3rlpy']} | {ratio} | {loop} | {context} |")
+                     f"{rate['d3rlpy']} | {ratio} | {loop} | {context} |" + (f" {row_cpus} |" if mixed else ""))
         for r in d3.values():
             mismatches.setdefault(name, set()).update(r.get("mapping", {}).get("mismatches", []))
     dates = sorted({r["date"] for r in found})
@@ -892,7 +907,11 @@ def parity_fragment(records: Path) -> str:
                "pre-training: pre-training &rarr; final), episode i reset with seed + 100 + i, normalized score from "
                "the file's reference returns; mean +- std over seeds (ddof 0), seeds in brackets. updates/s: "
                "gradient updates over the seconds inside the update call, whole run, the same accounting for both "
-               "(sampling, logging and evaluation excluded); d3rlpy's loop rate adds its batch sampling and "
+               "(sampling, logging and evaluation excluded); offrl / d3rlpy is the mean of the per-seed ratios, the "
+               "two runs of a seed made one after the other on one machine and one dataset file (SHA-256 recorded); "
+               "records from several machines (CPU column) train on each machine's build of the same recipe, so "
+               "seeds may differ in the bytes of the data, not in its recipe; d3rlpy's loop rate adds its batch "
+               "sampling and "
                f"per-step logging (offline updates after the first {' / '.join(f'{w:,}' for w in windows)}). The "
                "CORL column is context only: CORL's README "
                "last scores (corl-team/CORL commit eeeeef2), 1M updates on D4RL's v2 datasets, other data than "
@@ -900,6 +919,8 @@ def parity_fragment(records: Path) -> str:
                + "; ".join(f"`{c}`" for c in commands) + ".\n{: .caption }")
     notes = [f"- {name}: " + "; ".join(sorted(found_)) for name, found_ in mismatches.items() if found_]
     text = f"{caption}\n\n" + "\n".join(lines)
+    if unpaired:
+        text += "\n\n**Not paired on the same bytes** (the two sides' dataset files differ): " + ", ".join(unpaired)
     if notes:
         text += "\n\nWhat d3rlpy's implementation does differently at these settings (recorded with each run):\n\n" + \
                 "\n".join(notes)

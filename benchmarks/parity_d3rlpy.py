@@ -355,10 +355,23 @@ def offrl_record(run_dir: Path, command: list[str], resumed: bool, base: dict, c
             "pretrain_normalized_score": pretrain.get("normalized_score") if pretrain else None,
             "updates": result["gradient_steps"], "updates_per_s": result["updates_per_s"],
             "env_steps_per_s": result.get("env_steps_per_s"), "wall_s": result["wall_s"],
-            "data": {k: result["data"].get(k) for k in ("location", "transitions", "episodes")},
+            "data": {**{k: result["data"].get(k) for k in ("location", "transitions", "episodes")},
+                     "sha256": file_digest(result["data"].get("location"))},
             "hyperparameters": cfg["agent"], "trainer": cfg["trainer"],
             "reward_preprocessing": {k: cfg["dataset"][k] for k in ("reward_normalization", "reward_scale",
                                                                    "reward_shift")}}
+
+
+def file_digest(location: str | None) -> str | None:
+    """SHA-256 of the dataset file a run read (None if it is not one file): the two sides of a pair, and seeds
+    recorded on different machines, can be checked to have trained on the same bytes."""
+    if not location or not Path(location).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(location, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def prepare_data(cfg: dict, out_dir: Path) -> tuple[Path, dict]:
@@ -413,7 +426,9 @@ def run_d3rlpy(algo: str, dataset: str, seed: int, args, cfg: dict, base: dict, 
             "pretrain_normalized_score": (out.get("pretrain_eval") or {}).get("normalized_score"),
             "updates": out["updates"], "updates_per_s": out["updates_per_s"],
             "loop_updates_per_s": out["loop_updates_per_s"], "loop_window": out["loop_window"],
-            "wall_s": out["wall_s"], "data": {k: info[k] for k in ("location", "transitions", "episodes")},
+            "wall_s": out["wall_s"],
+            "data": {**{k: info[k] for k in ("location", "transitions", "episodes")},
+                     "sha256": file_digest(info["location"])},
             "spec": spec, "hyperparameters": out["config"],
             "mapping": {k: settings[k] for k in ("fallbacks", "mismatches", "unread_offrl_keys")}}
 
