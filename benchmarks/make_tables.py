@@ -833,6 +833,27 @@ def _short_cpu(record: dict) -> str:
     return " ".join(cpu.replace("(R)", "").replace("(TM)", "").split()[:2])
 
 
+def _parity_builds(found: list[dict]) -> list[str]:
+    """One line per dataset whose records come from more than one build of its recipe: each build's size, the machine
+    it was made on and the records on it (a build: the file's SHA-256 where recorded, else the machine and size)."""
+    builds: dict[str, dict[tuple, list[dict]]] = {}
+    for r in found:
+        data = r.get("data", {})
+        key = (_short_cpu(r), data.get("transitions"), data.get("episodes"))
+        builds.setdefault(r["dataset"], {}).setdefault(key, []).append(r)
+    lines = []
+    for dataset, by_build in builds.items():
+        if len(by_build) < 2:
+            continue
+        parts = []
+        for (cpu, transitions, episodes), runs in sorted(by_build.items(), key=lambda kv: kv[0][0]):
+            algos = sorted({PARITY_NAMES.get(r["algo"]) or NAMES.get(r["algo"], r["algo"]) for r in runs})
+            parts.append(f"{transitions:,} transitions in {episodes:,} episodes, built on {cpu} "
+                         f"({len(runs)} records: {', '.join(algos)})")
+        lines.append(f"- {dataset}: " + "; ".join(parts))
+    return lines
+
+
 def parity_fragment(records: Path) -> str:
     """docs/results/_tables/parity.md: offrl and d3rlpy side by side per dataset and algorithm (score mean +- std over
     seeds, updates/s of each and their ratio, d3rlpy's loop rate), CORL's published score as context; a caption with
@@ -921,6 +942,10 @@ def parity_fragment(records: Path) -> str:
     text = f"{caption}\n\n" + "\n".join(lines)
     if unpaired:
         text += "\n\n**Not paired on the same bytes** (the two sides' dataset files differ): " + ", ".join(unpaired)
+    builds = _parity_builds(found)
+    if builds:
+        text += "\n\nDatasets built more than once (each machine builds its own copy of the recipe; a pair always " \
+                "shares one):\n\n" + "\n".join(builds)
     if notes:
         text += "\n\nWhat d3rlpy's implementation does differently at these settings (recorded with each run):\n\n" + \
                 "\n".join(notes)
