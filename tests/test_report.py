@@ -478,3 +478,37 @@ def test_experiment_scripts_train_once_skips_finished_runs_and_resumes_stopped_o
     assert log.read_text().splitlines() == ["train resume=benchmarks/runs/x/stopped",
                                             "train seed=1 a b=c hydra.run.dir=benchmarks/runs/x/fresh"]
     assert not (tmp_path / "benchmarks/runs/x/fresh/stale.txt").exists()  # a run without a checkpoint restarts
+
+
+def _parity_record(impl: str, seed: int, rate: float, cpu: str, episodes: int, sha: str | None) -> dict:
+    record = {"impl": impl, "algo": "td3bc", "dataset": "hopper-medium-replay", "size": None, "seed": seed,
+              "date": "2026-12-08", "cpu": cpu, "torch": "2.13.0", "version": "2.8.1" if impl == "d3rlpy" else "0",
+              "pinned_core": 0, "normalized_score": 30.0 + seed, "pretrain_normalized_score": None,
+              "updates_per_s": rate, "benchmark_command": "python benchmarks/parity_d3rlpy.py",
+              "budget": {"offline_updates": 50000, "online_env_steps": 0, "batch_size": 256, "eval_episodes": 10},
+              "data": {"transitions": 178000, "episodes": episodes, "sha256": sha}}
+    if impl == "d3rlpy":
+        record |= {"loop_updates_per_s": rate / 2, "loop_window": [1000, 50000], "mapping": {"mismatches": []}}
+    return record
+
+
+def test_parity_table_pairs_seeds_and_names_each_build(tmp_path):
+    tables = _make_readme_tables()
+    amd, intel = "AMD EPYC 9B14", "Intel(R) Xeon(R) Processor"
+    records = [  # seed 0 on one machine's build (before digests), seeds 1-2 on another's; seed 2's sides disagree
+        _parity_record("offrl", 0, 100.0, amd, 1127, None), _parity_record("d3rlpy", 0, 50.0, amd, 1127, None),
+        _parity_record("offrl", 1, 400.0, intel, 1357, "aa"), _parity_record("d3rlpy", 1, 100.0, intel, 1357, "aa"),
+        _parity_record("offrl", 2, 100.0, intel, 1357, "aa"), _parity_record("d3rlpy", 2, 100.0, intel, 1357, "bb")]
+    for i, record in enumerate(records):
+        (tmp_path / f"{i}.json").write_text(json.dumps(record))
+    text = tables.parity_fragment(tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| hopper-medium-replay | TD3+BC"))
+    # the mean of the per-seed ratios 2, 4 and 1 (not the ratio of the mean rates, 600 / 250 = 2.40), and their range
+    assert "| 2.33 (1.00-4.00) |" in row and row.endswith("| AMD EPYC, Intel Xeon |")
+    assert "1,127 episodes, built on AMD EPYC (2 records" in text and "1,357 episodes, built on Intel Xeon (4" in text
+    assert "Not paired on the same bytes" in text and "seed 2" in text.split("Not paired")[1]
+    # one machine: no CPU column, no builds list
+    for i in range(2, 6):
+        (tmp_path / f"{i}.json").unlink()
+    one = tables.parity_fragment(tmp_path)
+    assert "| CPU |" not in one and "built more than once" not in one
