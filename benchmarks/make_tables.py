@@ -512,7 +512,7 @@ RESULT_FILES = {
 BENCHMARKS = ("roofline", "threads_under_load", "seeds_speed", "seeds_speed_compiled", "seeds_train", "denormals",
               "td3bc_speed", "sac_vs_sb3_speed", "prdc_speed", "odice_speed", "expo_speed", "trajectory_speed",
               "trajectory_speed_presets", "synthetic_refresh", "generate_speed", "ogbench_generate", "analysis_speed",
-              "precision", "ensemble_head", "fql_speed")
+              "precision", "ensemble_head", "fql_speed", "layer_norm_fold")
 
 
 def benchmark_fragment(path: Path) -> str:

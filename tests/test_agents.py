@@ -44,6 +44,38 @@ def test_ensemble_critic_members_are_independent_linear_stacks():
     torch.testing.assert_close(critic(obs, act, members=slice(0, 1))[0], q[0])
 
 
+@pytest.mark.parametrize("after", [True, False])
+@pytest.mark.parametrize("rows", [3, 40])  # fewer rows than the layers' outputs (8), and more: the affine folded
+def test_ensemble_layer_norm_members_match_a_per_member_layer_norm(rows, after):
+    """Each member's LayerNorm (before or after the activation) with its own affine parameters, forward and
+    gradients, whichever way the affine part is computed (on the rows, or folded into the next layer's weights)."""
+    torch.manual_seed(0)
+    critic = EnsembleCritic(5, 2, n=2, hidden=[8, 8], layer_norm=True, norm_after_activation=after).double()
+    with torch.no_grad():
+        for gamma, beta in zip(critic.net.norm_weights, critic.net.norm_biases):
+            gamma.uniform_(0.5, 1.5)
+            beta.normal_()
+    x = torch.randn(rows, 7, dtype=torch.float64)
+    q = critic(x[:, :5], x[:, 5:])
+    reference = []
+    for j in range(2):
+        h = x
+        for i, layer in enumerate(critic.net.layers):
+            h = h @ layer.weight[j] + layer.bias[j]
+            if i < 2:
+                gamma, beta = critic.net.norm_weights[i][j, 0], critic.net.norm_biases[i][j, 0]
+                h = (F.layer_norm(torch.relu(h), (8,), gamma, beta) if after
+                     else torch.relu(F.layer_norm(h, (8,), gamma, beta)))
+        reference.append(h.squeeze(-1))
+    reference = torch.stack(reference)
+    torch.testing.assert_close(q, reference)
+    weights = torch.randn(2, rows, dtype=torch.float64)
+    params = list(critic.parameters())
+    for got, want in zip(torch.autograd.grad((q * weights).sum(), params),
+                         torch.autograd.grad((reference * weights).sum(), params)):
+        torch.testing.assert_close(got, want)
+
+
 def test_td3bc_actor_and_targets_move_only_every_policy_freq_steps():
     torch.manual_seed(0)
     agent = make_agent(TD3BCConfig(hidden_dims=[32, 32]), 5, 2)

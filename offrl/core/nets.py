@@ -53,13 +53,21 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: Tensor, members: slice | Tensor = slice(None)) -> Tensor:
+    def forward(self, x: Tensor, members: slice | Tensor = slice(None),
+                affine: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """``members`` selects a subset of the ensemble: a slice, or a tensor of member indices. A layer with one
         output (a critic's last) is a dot product per row, computed as one: a batched matmul with one output
-        column runs several times slower on a CPU, forward and backward (benchmarks/bench_ensemble_head.py)."""
+        column runs several times slower on a CPU, forward and backward (benchmarks/bench_ensemble_head.py).
+
+        ``affine`` = (gamma, beta), each (..., n, 1, in): this layer applied to gamma * x + beta (the affine part of
+        the LayerNorm before it), computed as x (diag(gamma) W) + (beta W + b): the same function and gradients,
+        with the elementwise work on the weights instead of on the rows."""
         seeded = self.weight.dim() == 4  # a seed axis in front
         weight, bias = (self.weight[:, members], self.bias[:, members]) if seeded else \
             (self.weight[members], self.bias[members])
+        if affine is not None:
+            gamma, beta = affine
+            weight, bias = weight * gamma.transpose(-1, -2), bias + beta @ weight
         if weight.shape[-1] == 1:
             return (x * weight.transpose(-1, -2)).sum(dim=-1, keepdim=True) + bias
         return torch.matmul(x, weight) + bias if seeded else torch.baddbmm(bias, x, weight)
@@ -91,20 +99,29 @@ class EnsembleMLP(nn.Module):
             count = members.numel() if isinstance(members, Tensor) else len(range(self.n)[members])
             x = x.unsqueeze(-3).expand(*x.shape[:-2], count, *x.shape[-2:])
         members_of = (slice(None), members) if seeded else members
+        affine = None  # a LayerNorm's affine part that the next layer applies (folded into its weights)
         for i, layer in enumerate(self.layers):
-            x = layer(x, members)
+            x = layer(x, members, affine)
+            affine = None
             if i < len(self.layers) - 1:
                 if self.norm_weights is not None and not self.norm_after_activation:
-                    x = self._norm(x, i, members_of)
+                    x = self._scale_shift(F.layer_norm(x, x.shape[-1:]), self._affine(i, members_of))
                 x = self.activation(x)
                 if self.norm_weights is not None and self.norm_after_activation:
-                    x = self._norm(x, i, members_of)
+                    x, affine = F.layer_norm(x, x.shape[-1:]), self._affine(i, members_of)
+                    # folded into the next layer where that is less work: more rows than the layer has outputs
+                    if x.shape[-2] <= self.layers[i + 1].weight.shape[-1]:
+                        x, affine = self._scale_shift(x, affine), None
         return x
 
-    def _norm(self, x: Tensor, i: int, members_of: slice | Tensor | tuple) -> Tensor:
-        """Hidden layer ``i``'s LayerNorm, with the affine parameters of the members evaluated."""
-        weight, bias = self.norm_weights[i][members_of], self.norm_biases[i][members_of]
-        return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:]), weight)
+    def _affine(self, i: int, members_of: slice | Tensor | tuple) -> tuple[Tensor, Tensor]:
+        """Hidden layer ``i``'s LayerNorm affine parameters (gamma, beta) of the members evaluated."""
+        return self.norm_weights[i][members_of], self.norm_biases[i][members_of]
+
+    @staticmethod
+    def _scale_shift(x: Tensor, affine: tuple[Tensor, Tensor]) -> Tensor:
+        gamma, beta = affine
+        return torch.addcmul(beta, x, gamma)
 
 
 class NormedMLP(nn.Module):
