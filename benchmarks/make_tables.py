@@ -835,7 +835,8 @@ def _short_cpu(record: dict) -> str:
 
 def _parity_builds(found: list[dict]) -> list[str]:
     """One line per dataset whose records come from more than one build of its recipe: each build's size, the machine
-    it was made on and the records on it (a build: the file's SHA-256 where recorded, else the machine and size)."""
+    it was made on and the records on it (a build: the machine and the file's size, which older records also hold;
+    whether a pair's two sides read the same bytes is checked on their SHA-256 in ``parity_fragment``)."""
     builds: dict[str, dict[tuple, list[dict]]] = {}
     for r in found:
         data = r.get("data", {})
